@@ -17,9 +17,25 @@
 //! - [`sync`]: the one place atomics are imported from (std, or loom under `--cfg loom`).
 //! - [`ring`]: the bounded lock-free single-producer single-consumer ring between stages.
 //! - [`runtime`]: stages, pinning, wait strategies, fused topologies, shutdown.
+//! - [`clock`]: CLOCK_MONOTONIC nanosecond stamps, comparable across processes.
+//! - [`shm`]: the shared-memory ring file format (feed and order rings) and its cross-process protocol.
+//! - [`feed`]: market-data sources (Tardis CSV, Binance klines, synthetic) turned into feed records.
+//! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
+//! - [`num`]: fixed-point money, price and quantity types with directed rounding.
+//! - [`margin`]: instruments, tiers, accounts, positions; equity, maintenance, liquidation prices.
+//! - [`scenario`]: the TOML scenario format.
+//! - [`bulk`]: the compact bulk accounts format.
+//! - [`telemetry`]: per-thread latency histograms, snapshots, reports and interval logs.
 
-#![cfg_attr(docsrs, feature(doc_cfg))]
-
+pub mod bulk;
+pub mod clock;
+pub mod feed;
+pub mod ingest;
+pub mod margin;
+pub mod num;
 pub mod ring;
 pub mod runtime;
+pub mod scenario;
+pub mod shm;
 pub mod sync;
+pub mod telemetry;

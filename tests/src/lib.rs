@@ -10,7 +10,10 @@ pub fn shared_data() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        println!("skipped: {} is absent (a fresh clone has no shared data)", dir.display());
+        println!(
+            "skipped: {} is absent (a fresh clone has no shared data)",
+            dir.display()
+        );
         None
     }
 }
