@@ -25,12 +25,15 @@
 //! - [`margin`]: instruments, tiers, accounts, positions; equity, maintenance, liquidation prices.
 //! - [`scenario`]: the TOML scenario format.
 //! - [`bulk`]: the compact bulk accounts format.
+//! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
+//!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
 //! - [`telemetry`]: per-thread latency histograms, snapshots, reports and interval logs.
 
 pub mod bulk;
 pub mod clock;
 pub mod feed;
+pub mod index;
 pub mod ingest;
 pub mod journal;
 pub mod margin;
