@@ -1,1 +1,1 @@
-//! Placeholder: see the crate docs for what belongs here.
+//! Placeholder
