@@ -220,6 +220,27 @@ impl Money {
             .map_or_else(|| "?".to_string(), |v| format_scaled(v, decimals))
     }
 
+    /// Decimal text with `decimals` places, rounded to nearest (ties away from zero), for display
+    /// (`"?"` if out of range).
+    pub fn to_string_nearest(self, decimals: u32) -> String {
+        self.to_scaled_nearest(decimals)
+            .map_or_else(|| "?".to_string(), |v| format_scaled(v, decimals))
+    }
+
+    /// `self / other` in `10^-decimals` units rounded to nearest, for display; `None` when
+    /// `other` is zero or on overflow.
+    pub fn ratio_scaled_nearest(self, other: Money, decimals: u32) -> Option<i128> {
+        let (a, b) = (self.to_bits(), other.to_bits());
+        let twice = mul_div(
+            a.unsigned_abs(),
+            pow10(decimals)?.checked_mul(2)?,
+            b.unsigned_abs(),
+            Round::Down,
+        )?;
+        let v = i128::try_from(twice.checked_add(1)? / 2).ok()?;
+        Some(if (a < 0) != (b < 0) { -v } else { v })
+    }
+
     /// An `f64` approximation, for display and plots only, never for decisions.
     pub fn to_f64_lossy(self) -> f64 {
         self.0.to_num::<f64>()
