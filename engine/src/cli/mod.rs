@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod risk;
+
 /// Brink: a low-latency liquidation engine.
 #[derive(Debug, Parser)]
 #[command(name = "brink", version, about)]
@@ -16,6 +18,8 @@ pub struct Cli {
 enum Command {
     /// Print the cores this process may run on and the topology `auto` would choose.
     Topology,
+    /// Evaluate every account of a scenario: equity, margins, status, liquidation prices.
+    Risk(risk::RiskArgs),
 }
 
 impl Cli {
@@ -28,6 +32,7 @@ impl Cli {
                 println!("cores available: {}", cores.len());
                 ExitCode::SUCCESS
             }
+            Command::Risk(args) => risk::run(args),
         }
     }
 }
