@@ -153,7 +153,12 @@ impl Ingest {
         let mut since_release = 0u32;
         while consumed < max {
             let pos = self.consumer.position();
-            match self.consumer.peek() {
+            let slot = self.consumer.peek();
+            if self.stale && slot != Slot::Empty {
+                // Alerts (resumed, and restarted for a new pid) precede the new records.
+                self.resume(clock::now_ns(), &mut out);
+            }
+            match slot {
                 Slot::Ready(record) => {
                     let receive_ns = clock::now_ns();
                     self.consumer.advance();
@@ -193,9 +198,6 @@ impl Ingest {
             self.consumer.heartbeat(now);
         }
         if consumed > 0 {
-            if self.stale {
-                self.resume(now, &mut out);
-            }
             return PollStatus::Data(consumed);
         }
         self.idle(now, &mut out)
@@ -204,14 +206,16 @@ impl Ingest {
     /// Liveness and restart checks while no record is available.
     fn idle(&mut self, now: u64, out: &mut impl FnMut(FeedEvent)) -> PollStatus {
         let h = self.consumer.ring().header();
-        if h.producer_closed != 0 && self.consumer.position() + 1 >= h.producer_closed {
-            return PollStatus::Closed;
-        }
+        // A new pid in this file: one load, checked on every idle poll.
+        self.check_new_pid(&h, out);
         if now.wrapping_sub(self.last_restart_check_ns) >= self.config.restart_check_ns {
             self.last_restart_check_ns = now;
-            if self.check_restart(&h, out) {
+            if self.check_replaced(out) {
                 return PollStatus::Empty;
             }
+        }
+        if h.producer_closed != 0 && self.consumer.position() + 1 >= h.producer_closed {
+            return PollStatus::Closed;
         }
         let age = now.saturating_sub(h.producer_heartbeat_ns);
         if age > self.config.stale_after_ns {
@@ -238,6 +242,8 @@ impl Ingest {
     }
 
     fn resume(&mut self, now: u64, out: &mut impl FnMut(FeedEvent)) {
+        let h = self.consumer.ring().header();
+        self.check_new_pid(&h, out);
         self.stale = false;
         self.counters.resumed += 1;
         let pos = self.consumer.position();
@@ -245,37 +251,8 @@ impl Ingest {
         self.alert(pos, alert_code::PRODUCER_RESUMED, stale_for, 0, out);
     }
 
-    /// Detects a new producer. Returns true when the stage re-attached to a new file.
-    fn check_restart(&mut self, h: &HeaderView, out: &mut impl FnMut(FeedEvent)) -> bool {
-        if self.consumer.ring().replaced_on_disk() {
-            let path = self.consumer.ring().path().to_path_buf();
-            match Consumer::open(&path, Ingest::expect(&self.config)) {
-                Ok(fresh) => {
-                    let nh = fresh.ring().header();
-                    let old_pid = self.producer_pid;
-                    self.consumer = fresh;
-                    self.producer_pid = nh.producer_pid;
-                    self.created_wall_ns = nh.created_wall_ns;
-                    self.stale = false;
-                    self.counters.restarts += 1;
-                    let pos = self.consumer.position();
-                    let new_pid = u64::from(nh.producer_pid);
-                    self.alert(
-                        pos,
-                        alert_code::PRODUCER_RESTARTED,
-                        u64::from(old_pid),
-                        new_pid,
-                        out,
-                    );
-                    return true;
-                }
-                Err(_) => {
-                    // Gone or not yet valid: keep the old mapping and retry on the next check.
-                    self.counters.reopen_failures += 1;
-                    return false;
-                }
-            }
-        }
+    /// A new producer attached to the same file (its pid or creation time changed).
+    fn check_new_pid(&mut self, h: &HeaderView, out: &mut impl FnMut(FeedEvent)) {
         if h.producer_pid != self.producer_pid || h.created_wall_ns != self.created_wall_ns {
             let old_pid = self.producer_pid;
             self.producer_pid = h.producer_pid;
@@ -291,7 +268,41 @@ impl Ingest {
                 out,
             );
         }
-        false
+    }
+
+    /// A new producer renamed a fresh file over the path: re-attach to it from its start.
+    /// Returns true when the stage re-attached.
+    fn check_replaced(&mut self, out: &mut impl FnMut(FeedEvent)) -> bool {
+        if !self.consumer.ring().replaced_on_disk() {
+            return false;
+        }
+        let path = self.consumer.ring().path().to_path_buf();
+        match Consumer::open(&path, Ingest::expect(&self.config)) {
+            Ok(fresh) => {
+                let nh = fresh.ring().header();
+                let old_pid = self.producer_pid;
+                self.consumer = fresh;
+                self.producer_pid = nh.producer_pid;
+                self.created_wall_ns = nh.created_wall_ns;
+                self.stale = false;
+                self.counters.restarts += 1;
+                let pos = self.consumer.position();
+                let new_pid = u64::from(nh.producer_pid);
+                self.alert(
+                    pos,
+                    alert_code::PRODUCER_RESTARTED,
+                    u64::from(old_pid),
+                    new_pid,
+                    out,
+                );
+                true
+            }
+            Err(_) => {
+                // Gone or not valid yet: keep the old mapping and retry on the next check.
+                self.counters.reopen_failures += 1;
+                false
+            }
+        }
     }
 
     fn alert(

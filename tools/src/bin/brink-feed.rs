@@ -373,9 +373,9 @@ fn consume(a: ConsumeArgs) -> Result<ExitCode> {
                 match last_seq {
                     Some(last) if event.seq <= last => duplicates += 1,
                     Some(last) if event.seq != last + 1 => seq_jumps += 1,
-                    None => first_seq = Some(event.seq),
                     _ => {}
                 }
+                first_seq.get_or_insert(event.seq);
                 last_seq = Some(event.seq);
                 if matches!(input, Input::Heartbeat(_)) {
                     heartbeats += 1;
@@ -384,9 +384,11 @@ fn consume(a: ConsumeArgs) -> Result<ExitCode> {
             }
             FeedBody::Alert(alert) => {
                 if alert.code == alert_code::PRODUCER_RESTARTED {
-                    // A new file starts over at its own seq 0.
-                    last_seq = None;
                     epoch_digest = DIGEST_SEED;
+                    // A new file starts over at its own position; the same file continues.
+                    if last_seq.is_some_and(|last| event.seq <= last) {
+                        last_seq = None;
+                    }
                 }
                 alert_lines.push(json!({
                     "event": "alert",
