@@ -18,7 +18,7 @@
 //! - [`ring`]: the bounded lock-free single-producer single-consumer ring between stages.
 //! - [`runtime`]: stages, pinning, wait strategies, fused topologies, shutdown.
 //! - [`clock`]: CLOCK_MONOTONIC nanosecond stamps, comparable across processes.
-//! - [`shm`]: the shared-memory ring file format (feed and order rings) and its cross-process protocol.
+//! - [`shm`]: the shared-memory ring file (feed and order rings): byte layout, record kinds, SPSC protocol across processes.
 //! - [`feed`]: market-data sources (Tardis CSV, Binance klines, synthetic) turned into feed records.
 //! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
 //! - [`num`]: fixed-point money, price and quantity types with directed rounding.

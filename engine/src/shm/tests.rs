@@ -1,0 +1,182 @@
+//! Protocol tests in one process (two threads or one). Cross-process tests live in `tests/`.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+fn tick(i: u64) -> Record {
+    Input::Tick(Tick {
+        instrument: (i % 3) as u32,
+        mark_px: 1_000 + i as i64,
+        ..Tick::default()
+    })
+    .encode()
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+#[test]
+fn full_ring_refuses_then_accepts_after_release() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let mut p = Producer::create(&path, RingKind::Feed, 4).expect("create");
+    let mut c = Consumer::open(&path, Expect::default()).expect("open");
+    for i in 0..4 {
+        assert_eq!(p.try_push(tick(i)), Ok(i));
+    }
+    assert!(matches!(p.try_push(tick(4)), Err(Full(_))));
+    match c.peek() {
+        Slot::Ready(r) => assert_eq!(r.seq(), Some(0)),
+        other => panic!("expected ready, got {other:?}"),
+    }
+    c.advance();
+    // Not yet released: still full.
+    assert!(p.try_push(tick(4)).is_err());
+    c.release();
+    assert_eq!(p.try_push(tick(4)), Ok(4));
+    assert_eq!(c.ring().header().producer_cursor, 5);
+}
+
+#[test]
+fn threads_see_every_record_once_in_order() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let mut p = Producer::create(&path, RingKind::Feed, 8).expect("create");
+    let mut c = Consumer::open(&path, Expect::default()).expect("open");
+    const N: u64 = 50_000;
+    let writer = std::thread::spawn(move || {
+        let mut digest = DIGEST_SEED;
+        for i in 0..N {
+            let mut r = tick(i);
+            let seq = p.push(r);
+            r.commit = seq + 1;
+            digest = r.fold_digest(digest);
+        }
+        p.close();
+        digest
+    });
+    let mut digest = DIGEST_SEED;
+    let mut n = 0;
+    while n < N {
+        match c.peek() {
+            Slot::Ready(r) => {
+                assert_eq!(r.seq(), Some(n));
+                assert_eq!(Input::decode(&r), Input::decode(&tick(n)));
+                digest = r.fold_digest(digest);
+                c.advance();
+                n += 1;
+                if n % 3 == 0 {
+                    c.release();
+                }
+            }
+            Slot::Empty => {
+                c.release();
+                std::hint::spin_loop();
+            }
+            other => panic!("unexpected {other:?} at {n}"),
+        }
+    }
+    assert_eq!(writer.join().expect("writer"), digest);
+    assert_eq!(c.ring().header().producer_closed, N + 1);
+}
+
+#[test]
+fn overrun_and_torn_slots_are_told_apart() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let p = Producer::create(&path, RingKind::Feed, 4).expect("create");
+    let ring = p.ring();
+    // Forge: the producer claims 6 records; slot 0 holds seq 4 (a lap ahead), slot 1 garbage.
+    ring.commit_word(0).store(5, Ordering::Release);
+    ring.commit_word(1).store(77, Ordering::Release);
+    ring.word(layout::off::PRODUCER_CURSOR)
+        .store(6, Ordering::Release);
+    let mut c = Consumer::open(&path, Expect::default()).expect("open");
+    assert_eq!(c.peek(), Slot::Overrun { seq: 4 });
+    c.advance();
+    assert_eq!(c.peek(), Slot::Torn { commit: 77 });
+}
+
+#[test]
+fn attach_resumes_after_the_last_committed_record() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let mut p = Producer::create(&path, RingKind::Feed, 8).expect("create");
+    p.push(tick(0));
+    p.push(tick(1));
+    // Simulate a crash after committing seq 2 but before storing the cursor.
+    p.ring().commit_word(2).store(3, Ordering::Release);
+    drop(p);
+    let p2 = Producer::attach(&path, RingKind::Feed).expect("attach");
+    assert_eq!(p2.published(), 3);
+    assert_eq!(p2.ring().header().producer_pid, std::process::id());
+}
+
+#[test]
+fn bad_files_give_errors_naming_found_and_expected() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    drop(Producer::create(&path, RingKind::Feed, 16).expect("create"));
+
+    let err = RingFile::open(
+        &path,
+        Expect {
+            kind: Some(RingKind::Orders),
+            capacity: None,
+        },
+    )
+    .expect_err("wrong kind");
+    assert!(matches!(err, ShmError::WrongKind { .. }), "{err}");
+    let err = RingFile::open(
+        &path,
+        Expect {
+            kind: None,
+            capacity: Some(32),
+        },
+    )
+    .expect_err("cap");
+    assert!(err.to_string().contains("capacity 16"), "{err}");
+
+    let len = std::fs::metadata(&path).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_len(len - 64).expect("truncate");
+    let err = RingFile::open(&path, Expect::default()).expect_err("truncated");
+    assert!(
+        matches!(err, ShmError::Truncated { found, expected, .. } if found == len - 64 && expected == len),
+        "{err}"
+    );
+    f.set_len(100).expect("truncate");
+    assert!(matches!(
+        RingFile::open(&path, Expect::default()),
+        Err(ShmError::Truncated { found: 100, .. })
+    ));
+
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_len(len).expect("regrow");
+    f.seek(SeekFrom::Start(0)).expect("seek");
+    f.write_all(b"NOTARING").expect("write");
+    let err = RingFile::open(&path, Expect::default()).expect_err("magic");
+    assert!(err.to_string().contains("not a Brink ring file"), "{err}");
+    f.seek(SeekFrom::Start(0)).expect("seek");
+    f.write_all(&MAGIC.to_le_bytes()).expect("write");
+    f.write_all(&99u32.to_le_bytes()).expect("write");
+    let err = RingFile::open(&path, Expect::default()).expect_err("version");
+    assert!(
+        matches!(err, ShmError::BadVersion { found: 99, .. }),
+        "{err}"
+    );
+
+    assert!(matches!(
+        RingFile::create(&path, RingKind::Feed, 3),
+        Err(ShmError::InvalidCapacity { requested: 3 })
+    ));
+}
