@@ -8,10 +8,21 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use super::error::TelemetryError;
-use super::report::format_ns;
 
 /// Pixel size of the default plot.
 pub const PLOT_SIZE: (u32, u32) = (1100, 650);
+
+/// Line colours (Tableau 10, dark enough on white); the end-to-end line is drawn in black.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
 
 /// Steps per decade of the x axis at which each line is sampled.
 const STEPS_PER_DECADE: u32 = 50;
@@ -48,6 +59,22 @@ pub fn percentile_label(x: f64) -> String {
         2 => "99%".to_owned(),
         n => format!("99.{}%", "9".repeat((n - 2) as usize)),
     }
+}
+
+/// A round latency for an axis tick: `100ns`, `2.5us`, `10ms`.
+fn axis_ns(ns: f64) -> String {
+    let (v, unit) = if ns < 1e3 {
+        (ns, "ns")
+    } else if ns < 1e6 {
+        (ns / 1e3, "us")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let text = format!("{v:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{unit}")
 }
 
 /// Draws one line per `(name, histogram)` and returns the SVG document.
@@ -104,6 +131,7 @@ fn draw<B: DrawingBackend>(
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
         .margin(20)
+        .margin_right(70)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..x_max, (y_lo..y_hi).log_scale())?;
@@ -111,16 +139,20 @@ fn draw<B: DrawingBackend>(
         .configure_mesh()
         .x_labels(x_max as usize + 1)
         .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| format_ns(y.round() as u64))
+        .y_label_formatter(&|y| axis_ns(*y))
         .x_desc("percentile")
         .y_desc("latency")
         .axis_desc_style(("sans-serif", 16))
         .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    for (i, (name, points)) in curves.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let style = color.stroke_width(2);
+    let mut next_colour = COLOURS.iter().cycle();
+    for (name, points) in curves {
+        let style = if *name == "e2e" {
+            BLACK.stroke_width(3)
+        } else {
+            next_colour.next().unwrap_or(&BLACK).stroke_width(2)
+        };
         chart
             .draw_series(LineSeries::new(points.iter().copied(), style))?
             .label(*name)
@@ -146,6 +178,14 @@ mod tests {
         let labels: Vec<_> = (0..6).map(|k| percentile_label(f64::from(k))).collect();
         assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
         assert_eq!(percentile_label(0.5), "68.3772%");
+    }
+
+    #[test]
+    fn axis_labels_are_round() {
+        assert_eq!(axis_ns(100.0), "100ns");
+        assert_eq!(axis_ns(1e4), "10us");
+        assert_eq!(axis_ns(2.5e6), "2.5ms");
+        assert_eq!(axis_ns(1e9), "1s");
     }
 
     #[test]

@@ -130,7 +130,19 @@ impl Report {
         count as f64 * 1e9 / self.elapsed_ns as f64
     }
 
-    /// The JSON object `{"<hop>":{"p50_ns":…,…,"count":…},…}`.
+    /// The JSON object `{"<hop>":{"p50_ns":…,…,"count":…},…}` as text, keys in pipeline order
+    /// (a `serde_json::Value` would sort them).
+    pub fn to_json_string(&self, pretty: bool) -> String {
+        // Serializing plain integers and strings cannot fail.
+        let text = if pretty {
+            serde_json::to_string_pretty(self)
+        } else {
+            serde_json::to_string(self)
+        };
+        text.unwrap_or_default()
+    }
+
+    /// The JSON object `{"<hop>":{"p50_ns":…,…,"count":…},…}` as a value (keys sorted).
     pub fn to_json(&self) -> serde_json::Value {
         // Serializing plain integers into a Value cannot fail.
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
@@ -316,6 +328,10 @@ mod tests {
         }
         assert_eq!(e2e["count"], 3);
         let back: HopStats = serde_json::from_value(e2e.clone()).unwrap();
+        let two = Report::from_histograms(10, [("feed", &a), ("e2e", &a)]);
+        let text = two.to_json_string(false);
+        assert!(text.starts_with(r#"{"feed":{"p50_ns":"#), "{text}");
+        assert!(text.find("\"feed\"") < text.find("\"e2e\""));
         assert_eq!(&back, report.get("e2e").unwrap());
         let text = report.to_text();
         assert!(text.contains("e2e") && text.contains("p99.99") && !text.contains("feed"));
