@@ -1,1 +1,0 @@
-//! Placeholder: see the crate docs for what belongs here.
