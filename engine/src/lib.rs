@@ -23,6 +23,7 @@
 //! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
 //! - [`num`]: fixed-point money, price and quantity types with directed rounding.
 //! - [`margin`]: instruments, tiers, accounts, positions; equity, maintenance, liquidation prices.
+//! - [`risk`]: the risk stage: margin units, their state machine, safe bands, decisions.
 //! - [`scenario`]: the TOML scenario format.
 //! - [`bulk`]: the compact bulk accounts format.
 //! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
@@ -39,6 +40,7 @@ pub mod journal;
 pub mod margin;
 pub mod num;
 pub mod ring;
+pub mod risk;
 pub mod runtime;
 pub mod scenario;
 pub mod shm;
