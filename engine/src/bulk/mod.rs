@@ -450,7 +450,7 @@ pub fn heap_bytes(accounts: &[Account]) -> usize {
     std::mem::size_of_val(accounts)
         + accounts
             .iter()
-            .map(|a| a.positions().len() * std::mem::size_of::<Position>())
+            .map(|a| std::mem::size_of_val(a.positions()))
             .sum::<usize>()
 }
 

@@ -24,7 +24,7 @@ fn sample(dir: &Path) -> (PathBuf, Vec<u8>) {
         entry: Price(e),
         margin_units: 0,
     };
-    w.push(1, 500_0000_0000, &[cross(20, 5_000_000)]).unwrap();
+    w.push(1, 50_000_000_000, &[cross(20, 5_000_000)]).unwrap();
     w.push(
         2,
         0,
@@ -34,7 +34,7 @@ fn sample(dir: &Path) -> (PathBuf, Vec<u8>) {
                 mode: MarginMode::Isolated,
                 qty: Qty(-500),
                 entry: Price(520_000),
-                margin_units: 1_000_0000_0000,
+                margin_units: 100_000_000_000,
             },
             cross(1000, 5_000_000),
         ],
