@@ -273,3 +273,72 @@ fn generated_bulk_accounts_load_and_evaluate() -> Result<()> {
     assert!(err.contains("bad.bin") && err.contains("crc32"), "{err}");
     Ok(())
 }
+
+#[test]
+fn generated_accounts_have_a_realistic_leverage_spread() -> Result<()> {
+    use brink::margin::MarginMode;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("accounts.bin");
+    let scenario_path = fixture("five_instruments.toml");
+    let st = Command::new(bin("brink-accounts"))
+        .args(["gen", "--count", "5000", "--seed", "3", "--instruments"])
+        .arg(&scenario_path)
+        .arg("--out")
+        .arg(&path)
+        .status()?;
+    assert!(st.success());
+    let scenario = brink::scenario::Scenario::load(&scenario_path)?;
+    let accounts = brink::bulk::load(&path, &scenario.instruments)?;
+    assert_eq!(accounts.len(), 5000);
+    let (mut longs, mut shorts, mut cross, mut isolated, mut in_band) = (0, 0, 0, 0, 0);
+    for a in &accounts {
+        assert_eq!(a.positions().len(), 3);
+        let mut cross_value = 0f64;
+        for p in a.positions() {
+            let inst = scenario
+                .instruments
+                .get(p.instrument())
+                .context("instrument")?;
+            // Entry value in currency units (display arithmetic only).
+            let value =
+                p.cost().unsigned_abs() as f64 / 10f64.powi(inst.notional_decimals() as i32);
+            if p.qty().0 > 0 {
+                longs += 1
+            } else {
+                shorts += 1
+            }
+            match p.mode() {
+                MarginMode::Cross => {
+                    cross += 1;
+                    cross_value += value;
+                }
+                MarginMode::Isolated => {
+                    isolated += 1;
+                    let lev = value / p.isolated_margin().to_f64_lossy();
+                    assert!((0.99..=126.0).contains(&lev), "isolated leverage {lev}");
+                    if (5.0..=20.0).contains(&lev) {
+                        in_band += 1;
+                    }
+                }
+            }
+        }
+        if cross_value > 0.0 {
+            let lev = cross_value / a.wallet().to_f64_lossy();
+            assert!((0.99..=126.0).contains(&lev), "cross leverage {lev}");
+        }
+    }
+    assert!(
+        longs > 6000 && shorts > 6000,
+        "{longs} longs, {shorts} shorts"
+    );
+    assert!(
+        cross > 8000 && isolated > 3000,
+        "{cross} cross, {isolated} isolated"
+    );
+    let share = f64::from(in_band) / f64::from(isolated);
+    assert!(
+        share > 0.6,
+        "only {share:.2} of isolated positions between 5x and 20x"
+    );
+    Ok(())
+}

@@ -142,3 +142,25 @@ fn damaged_files_are_refused_with_record_and_field() {
     b[16..24].copy_from_slice(&3u64.to_le_bytes());
     expect(&b, &["account_count"]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any damage behind a valid CRC is a typed error or a valid file, never a panic.
+    #[test]
+    fn damaged_records_never_panic(edits in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut b) = sample(dir.path());
+        for (at, v) in edits {
+            let i = HEADER_LEN + at % (b.len() - HEADER_LEN);
+            b[i] = v;
+        }
+        fix_crc(&mut b);
+        let _ = parse(&b, Path::new("x.bin"), &table());
+        // Header damage too (counts), and truncation.
+        let mut h = b.clone();
+        h[16] = h[16].wrapping_add(1);
+        let _ = parse(&h, Path::new("x.bin"), &table());
+        let _ = parse(&b[..b.len() / 2], Path::new("x.bin"), &table());
+    }
+}

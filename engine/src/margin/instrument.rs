@@ -339,6 +339,12 @@ impl Instrument {
             .unwrap_or(self.tiers.len() - 1)
     }
 
+    /// The largest maintenance margin rate (the last tier's): the steepest slope of maintenance
+    /// margin in notional, for safe price bands.
+    pub fn max_mmr(&self) -> Rate {
+        self.tiers.last().map_or(Rate(0), |t| t.mmr)
+    }
+
     /// Exact notional `|qty|·price`, `10^-notional_decimals` units.
     pub fn notional(qty: Qty, price: Price) -> i128 {
         i128::from(qty.0).abs() * i128::from(price.0)
