@@ -30,7 +30,8 @@
 //!   `|LP − LP*| ≤ 2n·ulp / |D| + ulp` with `|D| = |q|·(1 ∓ MMR)` in base units (e.g. `q` = 0.001
 //!   BTC: < 10^-10 USDT), on the unfavourable side (higher for a long, lower for a short). At the
 //!   computed LP, `equity − MM` is within `2n + |D|` ulp of zero.
-//! - Bankruptcy price: `|BP − BP*| ≤ (2n−1)·ulp/|q| + ulp`, unfavourable side.
+//! - Bankruptcy price: the numerator (other uPnL, cost) is at most `n` ulp low, so
+//!   `|BP − BP*| ≤ n·ulp/|q| + ulp`, unfavourable side; equity at BP is within `n + |q|` ulp of 0.
 //!
 //! These bounds are checked against an exact rational oracle by the property tests in
 //! `margin/oracle_tests.rs`.
