@@ -2,7 +2,7 @@
 //!
 //! Per account: equity, maintenance and initial margin, margin ratio and status of the cross part
 //! (wallet + cross positions), and the worst status including isolated positions. Per position:
-//! quantity, mode, entry and mark price, uPnL, notional, tier, MMR, maintenance margin,
+//! quantity, mode, entry and mark price, uPnL, notional, tier (1-based), MMR, maintenance margin,
 //! liquidation and bankruptcy price (nearest tick; `null` when none exists), and for isolated
 //! positions their own margin, equity, ratio and status.
 //!
