@@ -14,6 +14,8 @@
 //! sorted; arrays keep the file's account and position order. With `--accounts`, the bulk file's accounts are evaluated too
 //! and only a summary (counts per status, load and evaluation time) is printed.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -72,11 +74,24 @@ pub fn run(args: RiskArgs) -> ExitCode {
     }
     let doc = json!({ "accounts": reports });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        emit(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
     } else {
-        print_table(&doc);
+        emit(table(&doc))
     }
-    ExitCode::SUCCESS
+}
+
+/// Writes the report to stdout. A closed pipe (e.g. `| head`) ends quietly; other write errors
+/// exit with 1.
+fn emit(text: String) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the report: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn money(m: Money) -> Value {
@@ -191,11 +206,13 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn print_table(doc: &Value) {
+fn table(doc: &Value) -> String {
+    let mut out = String::new();
     let empty = Vec::new();
     let accounts = doc["accounts"].as_array().unwrap_or(&empty);
     for a in accounts {
-        println!(
+        let _ = writeln!(
+            out,
             "account {}  wallet {}  equity {}  MM {}  ratio {}  status {}  (worst {})",
             text(&a["id"]),
             text(&a["wallet"]),
@@ -205,7 +222,8 @@ fn print_table(doc: &Value) {
             text(&a["status"]),
             text(&a["worst_status"]),
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
             "symbol",
             "qty",
@@ -220,7 +238,8 @@ fn print_table(doc: &Value) {
             "status"
         );
         for p in a["positions"].as_array().unwrap_or(&empty) {
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
                 text(&p["symbol"]),
                 text(&p["qty"]),
@@ -236,6 +255,7 @@ fn print_table(doc: &Value) {
             );
         }
     }
+    out
 }
 
 fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitCode {
@@ -275,9 +295,11 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         "evaluation_errors": errors,
     });
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        emit(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
     } else {
-        println!(
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
             "{} accounts, {} positions: loaded in {:.3} s, evaluated in {:.3} s ({:.0} ns/account), {:.1} bytes/position",
             accounts.len(),
             positions,
@@ -286,10 +308,11 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
             eval_s * 1e9 / accounts.len().max(1) as f64,
             doc["bytes_per_position"].as_f64().unwrap_or(0.0)
         );
-        println!(
+        let _ = writeln!(
+            out,
             "healthy {}  margin_call {}  liquidatable {}  bankrupt {}  errors {}",
             counts[0], counts[1], counts[2], counts[3], errors
         );
+        emit(out)
     }
-    ExitCode::SUCCESS
 }
