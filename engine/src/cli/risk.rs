@@ -258,7 +258,15 @@ fn table(doc: &Value) -> String {
     out
 }
 
+/// Resident memory of this process in bytes (Linux `/proc/self/statm`), if available.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
 fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitCode {
+    let rss_before = resident_bytes();
     let t0 = Instant::now();
     let accounts = match brink::bulk::load(path, &scenario.instruments) {
         Ok(a) => a,
@@ -268,6 +276,9 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         }
     };
     let load_s = t0.elapsed().as_secs_f64();
+    let rss_growth = rss_before
+        .zip(resident_bytes())
+        .map(|(a, b)| b.saturating_sub(a));
     let positions: usize = accounts.iter().map(|a| a.positions().len()).sum();
     let t1 = Instant::now();
     let mut counts = [0u64; 4];
@@ -286,6 +297,7 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         "load_seconds": load_s,
         "evaluate_seconds": eval_s,
         "bytes_per_position": if positions > 0 { bytes as f64 / positions as f64 } else { 0.0 },
+        "resident_bytes_per_position": rss_growth.map(|g| g as f64 / positions.max(1) as f64),
         "status": {
             "healthy": counts[MarginStatus::Healthy as usize],
             "margin_call": counts[MarginStatus::MarginCall as usize],
@@ -300,13 +312,16 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} accounts, {} positions: loaded in {:.3} s, evaluated in {:.3} s ({:.0} ns/account), {:.1} bytes/position",
+            "{} accounts, {} positions: loaded in {:.3} s, evaluated in {:.3} s ({:.0} ns/account), {:.1} bytes/position ({:.1} resident)",
             accounts.len(),
             positions,
             load_s,
             eval_s,
             eval_s * 1e9 / accounts.len().max(1) as f64,
-            doc["bytes_per_position"].as_f64().unwrap_or(0.0)
+            doc["bytes_per_position"].as_f64().unwrap_or(0.0),
+            doc["resident_bytes_per_position"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
         );
         let _ = writeln!(
             out,
