@@ -1,6 +1,8 @@
 //! Helpers for Brink's end-to-end tests: locating binaries, the shared data folder, temp dirs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
 /// The folder of real market data beside the project (`../shared/data` from the workspace root),
 /// or `None` with a printed reason when it is absent, as on a fresh clone.
@@ -27,4 +29,56 @@ pub fn bin_path(name: &str) -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("the test executable lives in target/<profile>/deps");
     profile_dir.join(name)
+}
+
+/// The workspace root (the folder holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+/// The path of a workspace binary (`brink`, `brink-feed`, `brink-accounts`, ...) built with the
+/// same profile as the running test, built first with `cargo build --bin NAME` so that it is
+/// never stale (a no-op when it is fresh). Integration tests in this package cannot use
+/// `env!("CARGO_BIN_EXE_…")` for binaries of other packages; this finds `target/{debug,release}/NAME`
+/// next to the test executable (`target/<profile>/deps/<test>`).
+///
+/// Panics (test set-up failure, not input) when the binary cannot be built.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps")
+        .to_path_buf();
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root())
+            .args(["build", "--quiet", "--bin", name]);
+        if release {
+            cmd.arg("--release");
+        }
+        // Build into the same target dir as the tests.
+        if let Some(target) = profile_dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd.status().expect("cargo can be started");
+        assert!(status.success(), "cargo build --bin {name} failed");
+        built.push(name.to_string());
+    }
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A fixture file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }

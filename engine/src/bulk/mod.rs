@@ -343,6 +343,16 @@ pub fn parse(b: &[u8], file: &Path, table: &InstrumentTable) -> Result<Vec<Accou
                 field,
                 problem,
             };
+        if b.len() - at < ACCOUNT_LEN {
+            return Err(err(
+                None,
+                base,
+                "account",
+                format!(
+                    "the file ends inside this record: the header promises {accounts} accounts (an earlier position_count may be wrong)"
+                ),
+            ));
+        }
         let id = u64_at(b, at);
         if last_id.is_some_and(|l| id <= l) {
             return Err(err(
@@ -450,7 +460,7 @@ pub fn heap_bytes(accounts: &[Account]) -> usize {
     std::mem::size_of_val(accounts)
         + accounts
             .iter()
-            .map(|a| a.positions().len() * std::mem::size_of::<Position>())
+            .map(|a| std::mem::size_of_val(a.positions()))
             .sum::<usize>()
 }
 

@@ -24,7 +24,7 @@ fn sample(dir: &Path) -> (PathBuf, Vec<u8>) {
         entry: Price(e),
         margin_units: 0,
     };
-    w.push(1, 500_0000_0000, &[cross(20, 5_000_000)]).unwrap();
+    w.push(1, 50_000_000_000, &[cross(20, 5_000_000)]).unwrap();
     w.push(
         2,
         0,
@@ -34,7 +34,7 @@ fn sample(dir: &Path) -> (PathBuf, Vec<u8>) {
                 mode: MarginMode::Isolated,
                 qty: Qty(-500),
                 entry: Price(520_000),
-                margin_units: 1_000_0000_0000,
+                margin_units: 100_000_000_000,
             },
             cross(1000, 5_000_000),
         ],
@@ -141,4 +141,26 @@ fn damaged_files_are_refused_with_record_and_field() {
     let mut b = good.clone();
     b[16..24].copy_from_slice(&3u64.to_le_bytes());
     expect(&b, &["account_count"]);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any damage behind a valid CRC is a typed error or a valid file, never a panic.
+    #[test]
+    fn damaged_records_never_panic(edits in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut b) = sample(dir.path());
+        for (at, v) in edits {
+            let i = HEADER_LEN + at % (b.len() - HEADER_LEN);
+            b[i] = v;
+        }
+        fix_crc(&mut b);
+        let _ = parse(&b, Path::new("x.bin"), &table());
+        // Header damage too (counts), and truncation.
+        let mut h = b.clone();
+        h[16] = h[16].wrapping_add(1);
+        let _ = parse(&h, Path::new("x.bin"), &table());
+        let _ = parse(&b[..b.len() / 2], Path::new("x.bin"), &table());
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Per account: equity, maintenance and initial margin, margin ratio and status of the cross part
 //! (wallet + cross positions), and the worst status including isolated positions. Per position:
-//! quantity, mode, entry and mark price, uPnL, notional, tier, MMR, maintenance margin,
+//! quantity, mode, entry and mark price, uPnL, notional, tier (1-based), MMR, maintenance margin,
 //! liquidation and bankruptcy price (nearest tick; `null` when none exists), and for isolated
 //! positions their own margin, equity, ratio and status.
 //!
@@ -14,6 +14,8 @@
 //! sorted; arrays keep the file's account and position order. With `--accounts`, the bulk file's accounts are evaluated too
 //! and only a summary (counts per status, load and evaluation time) is printed.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -72,11 +74,24 @@ pub fn run(args: RiskArgs) -> ExitCode {
     }
     let doc = json!({ "accounts": reports });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        emit(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
     } else {
-        print_table(&doc);
+        emit(table(&doc))
     }
-    ExitCode::SUCCESS
+}
+
+/// Writes the report to stdout. A closed pipe (e.g. `| head`) ends quietly; other write errors
+/// exit with 1.
+fn emit(text: String) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the report: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn money(m: Money) -> Value {
@@ -191,11 +206,13 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn print_table(doc: &Value) {
+fn table(doc: &Value) -> String {
+    let mut out = String::new();
     let empty = Vec::new();
     let accounts = doc["accounts"].as_array().unwrap_or(&empty);
     for a in accounts {
-        println!(
+        let _ = writeln!(
+            out,
             "account {}  wallet {}  equity {}  MM {}  ratio {}  status {}  (worst {})",
             text(&a["id"]),
             text(&a["wallet"]),
@@ -205,7 +222,8 @@ fn print_table(doc: &Value) {
             text(&a["status"]),
             text(&a["worst_status"]),
         );
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
             "symbol",
             "qty",
@@ -220,7 +238,8 @@ fn print_table(doc: &Value) {
             "status"
         );
         for p in a["positions"].as_array().unwrap_or(&empty) {
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
                 text(&p["symbol"]),
                 text(&p["qty"]),
@@ -236,9 +255,18 @@ fn print_table(doc: &Value) {
             );
         }
     }
+    out
+}
+
+/// Resident memory of this process in bytes (Linux `/proc/self/statm`), if available.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitCode {
+    let rss_before = resident_bytes();
     let t0 = Instant::now();
     let accounts = match brink::bulk::load(path, &scenario.instruments) {
         Ok(a) => a,
@@ -248,6 +276,9 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         }
     };
     let load_s = t0.elapsed().as_secs_f64();
+    let rss_growth = rss_before
+        .zip(resident_bytes())
+        .map(|(a, b)| b.saturating_sub(a));
     let positions: usize = accounts.iter().map(|a| a.positions().len()).sum();
     let t1 = Instant::now();
     let mut counts = [0u64; 4];
@@ -266,6 +297,7 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         "load_seconds": load_s,
         "evaluate_seconds": eval_s,
         "bytes_per_position": if positions > 0 { bytes as f64 / positions as f64 } else { 0.0 },
+        "resident_bytes_per_position": rss_growth.map(|g| g as f64 / positions.max(1) as f64),
         "status": {
             "healthy": counts[MarginStatus::Healthy as usize],
             "margin_call": counts[MarginStatus::MarginCall as usize],
@@ -275,21 +307,27 @@ fn run_bulk(scenario: &Scenario, path: &std::path::Path, as_json: bool) -> ExitC
         "evaluation_errors": errors,
     });
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        emit(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
     } else {
-        println!(
-            "{} accounts, {} positions: loaded in {:.3} s, evaluated in {:.3} s ({:.0} ns/account), {:.1} bytes/position",
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} accounts, {} positions: loaded in {:.3} s, evaluated in {:.3} s ({:.0} ns/account), {:.1} bytes/position ({:.1} resident)",
             accounts.len(),
             positions,
             load_s,
             eval_s,
             eval_s * 1e9 / accounts.len().max(1) as f64,
-            doc["bytes_per_position"].as_f64().unwrap_or(0.0)
+            doc["bytes_per_position"].as_f64().unwrap_or(0.0),
+            doc["resident_bytes_per_position"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
         );
-        println!(
+        let _ = writeln!(
+            out,
             "healthy {}  margin_call {}  liquidatable {}  bankrupt {}  errors {}",
             counts[0], counts[1], counts[2], counts[3], errors
         );
+        emit(out)
     }
-    ExitCode::SUCCESS
 }

@@ -126,6 +126,10 @@ impl Position {
     }
 }
 
+// The memory budget (≤ 256 bytes per position including the risk index) relies on these sizes.
+const _: () = assert!(std::mem::size_of::<Position>() == 48);
+const _: () = assert!(std::mem::size_of::<Account>() == 48);
+
 /// One fill applied to an account (a trade, a liquidation fill or an ADL close).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fill {

@@ -33,6 +33,9 @@ pub enum InstrumentKind {
     },
 }
 
+/// Most tiers an instrument may have (tier indices are `u8`).
+pub const MAX_TIERS: usize = 255;
+
 /// Largest `price_decimals` or `qty_decimals` accepted (keeps every exact product inside `i128`).
 pub const MAX_DECIMALS: u32 = 12;
 
@@ -130,6 +133,12 @@ pub enum InstrumentError {
     /// No tier at all.
     #[error("tiers is empty: give at least one tier")]
     NoTiers,
+    /// More tiers than a tier index (`u8`) can name.
+    #[error("{count} tiers: at most 255 are supported")]
+    TooManyTiers {
+        /// Tiers given.
+        count: usize,
+    },
     /// A cap not above the previous one (tiers unordered or overlapping).
     #[error(
         "tier {tier}: max_notional {max} is not above the previous tier's {previous}: tiers must be listed in strictly ascending order of max_notional, without overlap"
@@ -231,6 +240,11 @@ impl Instrument {
         }
         if spec.tiers.is_empty() {
             return Err(InstrumentError::NoTiers);
+        }
+        if spec.tiers.len() > MAX_TIERS {
+            return Err(InstrumentError::TooManyTiers {
+                count: spec.tiers.len(),
+            });
         }
         let nd = spec.price_decimals + spec.qty_decimals;
         let show_notional = |v: i128| format_scaled_trimmed(v, nd);
@@ -337,6 +351,12 @@ impl Instrument {
             .iter()
             .position(|t| n <= t.max_notional)
             .unwrap_or(self.tiers.len() - 1)
+    }
+
+    /// The largest maintenance margin rate (the last tier's): the steepest slope of maintenance
+    /// margin in notional, for safe price bands.
+    pub fn max_mmr(&self) -> Rate {
+        self.tiers.last().map_or(Rate(0), |t| t.mmr)
     }
 
     /// Exact notional `|qty|·price`, `10^-notional_decimals` units.

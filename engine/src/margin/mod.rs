@@ -11,10 +11,13 @@
 //! (`notional·IMR`) are computed **exactly** in `i128` and converted once into [`Money`]
 //! (`I80F48`): uPnL rounded down, margins rounded up. Sums over positions are exact fixed-point
 //! additions. Why `I80F48`: 80 integer bits hold any realistic balance (±6·10^23), 48 fractional
-//! bits put the rounding error at 3.6·10^-15 per conversion, and addition is exact and cheap. The
-//! expensive operation, division (≈30 ns), appears only when converting (one `u128` division by a
-//! power of ten per amount) and in liquidation prices, never in comparisons: the margin-call test
-//! `MM/E ≥ level` is done as `MM·10^9 ≥ level·E` on 256-bit products.
+//! bits put the rounding error at 3.6·10^-15 per conversion, and addition is exact and cheap.
+//! Fixed-point division (≈30 ns) never appears in an evaluation: each conversion is one `u128`
+//! division by a power of ten below 2^64 (measured ≈ 3–5 ns here, the divisor fits the hardware
+//! divide), three per position (uPnL, MM, IM); the margin-call test `MM/E ≥ level` is done as
+//! `MM·10^9 ≥ level·E` on 256-bit products; liquidation prices divide once per tier, and are not
+//! part of the per-tick evaluation. Measured: 10^6 accounts × 3 positions evaluate in ≈ 140 ns
+//! per account (release build, `brink risk --accounts`), dominated by memory access.
 //!
 //! ## Precision budget (ulp = 2^-48 ≈ 3.55·10^-15 currency units)
 //! With `n` positions in a margin account (its cross part, or 1 for an isolated position):
@@ -30,7 +33,8 @@
 //!   `|LP − LP*| ≤ 2n·ulp / |D| + ulp` with `|D| = |q|·(1 ∓ MMR)` in base units (e.g. `q` = 0.001
 //!   BTC: < 10^-10 USDT), on the unfavourable side (higher for a long, lower for a short). At the
 //!   computed LP, `equity − MM` is within `2n + |D|` ulp of zero.
-//! - Bankruptcy price: `|BP − BP*| ≤ (2n−1)·ulp/|q| + ulp`, unfavourable side.
+//! - Bankruptcy price: the numerator (other uPnL, cost) is at most `n` ulp low, so
+//!   `|BP − BP*| ≤ n·ulp/|q| + ulp`, unfavourable side; equity at BP is within `n + |q|` ulp of 0.
 //!
 //! These bounds are checked against an exact rational oracle by the property tests in
 //! `margin/oracle_tests.rs`.

@@ -215,7 +215,8 @@ proptest! {
             let mm = mm_envelope_v(&c.tiers[inst], |mmr| q.abs() * bits * 100 * i128::from(mmr));
             w_liq + qp - cost_v - mm
         };
-        let bound = (2 * n + 1 + q_btc_ceil) * ULP_V;
+        // |D| = |q|·(1 ∓ MMR) < 2|q|: the bound 2n·ulp + |D|·ulp of the module docs.
+        let bound = (2 * n + 2 * q_btc_ceil) * ULP_V;
         match acct.liquidation_price(i, &table, &marks).unwrap() {
             Some(lp) => {
                 let v = f(lp.to_bits());
@@ -226,7 +227,8 @@ proptest! {
             None => prop_assert!(f(0) <= bound),
         }
         let g = |bits: i128| w_bank + q * bits * 100_000_000_000 - cost_v;
-        let bound = (2 * n + q_btc_ceil) * ULP_V;
+        // n·ulp + |q|·ulp.
+        let bound = (n + q_btc_ceil) * ULP_V;
         match acct.bankruptcy_price(i, &table, &marks).unwrap() {
             Some(bp) => {
                 let v = g(bp.to_bits());
@@ -278,5 +280,48 @@ proptest! {
         // Realised + unrealised = Σ cash flows + position value, exactly.
         let (q_end, upnl) = acct.positions().first().map_or((0, 0), |p| (i128::from(p.qty().0), p.upnl_exact(Price(mark))));
         prop_assert_eq!(realised + upnl, cash + q_end * i128::from(mark));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Cross and isolated, with margin transfers: wallet plus isolated margins change by exactly
+    /// realised PnL − fee + isolated shortfall on every fill, and isolated margin never goes
+    /// negative.
+    #[test]
+    fn fills_conserve_money_in_both_modes(
+        steps in prop::collection::vec((-5_000i64..5_000, 1_000_000i64..9_000_000, 0i64..1000, any::<bool>(), 0i64..50_000), 1..25),
+    ) {
+        let c = Case { tiers: vec![vec![(1_000_000_000_000, 5_000_000)]; 3], wallet_cents: 0, positions: vec![], marks: vec![1; 3] };
+        let (table, _, _) = build(&c);
+        let id = InstrumentId(0);
+        let mut acct = Account::new(1, Money::from_int(100_000));
+        let total = |a: &Account| a.positions().iter().fold(a.wallet(), |m, p| m.checked_add(p.isolated_margin()).unwrap());
+        for (q, px, fee_cents, isolated, transfer) in steps {
+            if q == 0 { continue; }
+            let mode = if isolated { MarginMode::Isolated } else { MarginMode::Cross };
+            let before = total(&acct);
+            let fee = Money::from_scaled_floor(i128::from(fee_cents), 2).unwrap();
+            let o = acct.apply_fill(&table, Fill { instrument: id, qty: Qty(q), price: Price(px), fee, mode }).unwrap();
+            let expected = before
+                .checked_add(o.realised_pnl).unwrap()
+                .checked_sub(o.fee).unwrap()
+                .checked_add(o.isolated_shortfall).unwrap();
+            prop_assert_eq!(total(&acct), expected);
+            prop_assert!(!o.isolated_shortfall.is_negative());
+            // Top up an isolated position from the wallet: the total does not move.
+            if let Some(p) = acct.positions().first().copied() {
+                prop_assert!(!p.isolated_margin().is_negative());
+                if p.mode() == MarginMode::Isolated {
+                    let before = total(&acct);
+                    acct.transfer_isolated_margin(id, Money::from_int(transfer)).unwrap();
+                    prop_assert_eq!(total(&acct), before);
+                } else {
+                    prop_assert_eq!(p.isolated_margin(), Money::ZERO);
+                    prop_assert!(acct.transfer_isolated_margin(id, Money::from_int(1)).is_err());
+                }
+            }
+        }
     }
 }

@@ -523,7 +523,9 @@ fn build_instrument(
             InstrumentError::Overflow { tier } => {
                 (tier_span(*tier), format!("instrument[{i}].tiers[{tier}]"))
             }
-            InstrumentError::NoTiers => (ri.tiers.span(), f("tiers")),
+            InstrumentError::NoTiers | InstrumentError::TooManyTiers { .. } => {
+                (ri.tiers.span(), f("tiers"))
+            }
             InstrumentError::Decimals { field, .. } | InstrumentError::NotPositive { field } => {
                 (span.clone(), f(field))
             }

@@ -216,3 +216,19 @@ fn other_bad_values_are_refused() {
     let text = HEAD.replace("mmr = \"0.004\"", "mmr = \"1.5\"");
     expect_error(&text, 8, &["tiers[0].mmr", "0 < mmr < 1"]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any one-character change of a valid scenario loads or is a typed error with a line.
+    #[test]
+    fn edited_scenarios_never_panic(at in 0usize..2000, c in proptest::sample::select(vec!['-', '.', '0', '9', '"', '[', ']', '{', ',', '=', 'x', '\n', ' '])) {
+        let mut chars: Vec<char> = BTC.chars().collect();
+        let i = at % chars.len();
+        chars[i] = c;
+        let text: String = chars.into_iter().collect();
+        if let Err(e) = parse(&text) {
+            proptest::prop_assert!(e.line().is_some(), "{e}");
+        }
+    }
+}
