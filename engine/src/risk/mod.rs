@@ -17,11 +17,16 @@
 //! on every tick instead: the brute-force oracle used by the tests and the baseline of the bench.
 //!
 //! ## Determinism
-//! Decisions depend only on the input sequence: units popped by a tick are evaluated in the
-//! index's deterministic order, and nothing reads a clock or a hash map's iteration order.
+//! Decisions depend only on the input sequence: units popped by a tick are evaluated in unit-id
+//! order (so the index and the brute-force scan decide identically), and nothing reads a clock
+//! or a hash map's iteration order.
 
 pub mod bands;
+pub mod fund;
+pub mod liquidation;
 pub mod units;
+
+use std::collections::HashMap;
 
 use crate::index::{Band, BandIndex};
 use crate::ingest::{FeedBody, FeedEvent};
@@ -31,6 +36,8 @@ use crate::margin::{
 };
 use crate::shm::{self, Input, Output};
 use bands::{BandScratch, Watch};
+use fund::InsuranceFund;
+use liquidation::{Job, LiquidationConfig};
 use units::{CROSS, UnitState, Units};
 
 /// Thresholds of the risk stage.
@@ -40,6 +47,8 @@ pub struct RiskConfig {
     pub call_level: Rate,
     /// Ratio below which a raised call re-arms. Default 0.7; must be below `call_level`.
     pub rearm_level: Rate,
+    /// Liquidation thresholds.
+    pub liquidation: LiquidationConfig,
 }
 
 impl Default for RiskConfig {
@@ -47,6 +56,7 @@ impl Default for RiskConfig {
         RiskConfig {
             call_level: Rate(800_000_000),
             rearm_level: Rate(700_000_000),
+            liquidation: LiquidationConfig::default(),
         }
     }
 }
@@ -75,6 +85,41 @@ pub struct RiskCounters {
     pub liquidations: u64,
     /// Evaluations that failed (overflow or an unpriced instrument); the unit waits for a mark.
     pub unevaluable: u64,
+    /// Collateral changes booked.
+    pub collateral: u64,
+    /// Liquidation child orders sent.
+    pub orders: u64,
+    /// Fills of liquidation orders booked.
+    pub liquidation_fills: u64,
+    /// Ordinary fills booked.
+    pub fills: u64,
+    /// Fills or collateral changes refused (unknown account, wrong side, overflow).
+    pub fills_refused: u64,
+    /// ADL closes of counterparties.
+    pub adl: u64,
+    /// ADL events that found too little opposite quantity.
+    pub adl_shortfall: u64,
+}
+
+/// Top of book of an instrument, as of its last tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Book {
+    /// Best bid, price units (0: not published).
+    pub bid_px: i64,
+    /// Best ask, price units (0: not published).
+    pub ask_px: i64,
+    /// Size at the best bid, lots.
+    pub bid_qty: u32,
+    /// Size at the best ask, lots.
+    pub ask_qty: u32,
+}
+
+impl Book {
+    /// Size × price at the best levels, summed (price·lot units): a depth measure for priority.
+    pub fn top_notional(&self) -> i128 {
+        i128::from(self.bid_qty) * i128::from(self.bid_px.max(0))
+            + i128::from(self.ask_qty) * i128::from(self.ask_px.max(0))
+    }
 }
 
 /// The risk stage's state. See the module docs.
@@ -83,17 +128,35 @@ pub struct RiskEngine {
     table: InstrumentTable,
     marks: MarkPrices,
     accounts: Vec<Account>,
+    /// Account id → index.
+    account_index: HashMap<u64, u32>,
     units: Units,
     index: BandIndex,
     /// Units holding each instrument (may hold stale entries; checked on use).
     holders: Vec<Vec<u32>>,
     /// Units waiting for a first mark on one of their instruments.
     unpriced: Vec<u32>,
+    /// Units to evaluate again on the next tick (a liquidation that could not start).
+    retry: Vec<u32>,
     /// Per-instrument band weights (10^9 = 1).
     weights: Vec<u64>,
     config: RiskConfig,
     scan: Scan,
     counters: RiskCounters,
+    fund: InsuranceFund,
+    books: Vec<Book>,
+    /// EWMA of absolute relative mark moves per instrument, 10^-9 units.
+    vol: Vec<u64>,
+    /// Liquidation jobs in the order they started.
+    jobs: Vec<Job>,
+    /// Open jobs per unit.
+    unit_jobs: HashMap<u32, u32>,
+    /// Open child orders: id → (account index, instrument).
+    orders: HashMap<u64, (u32, u32)>,
+    /// Outputs produced where no sink is at hand (ADL), flushed in order.
+    pending_out: Vec<Output>,
+    /// Accounts whose positions ADL changed, to evaluate again.
+    readmit: Vec<u32>,
     // Scratch, reused so that the tick path allocates nothing once warm.
     touched: Vec<u32>,
     bands: Vec<Band>,
@@ -129,18 +192,33 @@ impl RiskEngine {
         }
         let mut index = BandIndex::new(instruments, units.len());
         index.reserve(&holders.iter().map(Vec::len).collect::<Vec<_>>());
+        let account_index = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id(), i as u32))
+            .collect();
         let mut engine = RiskEngine {
             table,
             marks,
             accounts,
+            account_index,
             units,
             index,
             holders,
             unpriced: Vec::new(),
+            retry: Vec::new(),
             weights: vec![1_000_000_000; instruments],
             config,
             scan,
             counters: RiskCounters::default(),
+            fund: InsuranceFund::new(Money::ZERO),
+            books: vec![Book::default(); instruments],
+            vol: vec![0; instruments],
+            jobs: Vec::new(),
+            unit_jobs: HashMap::new(),
+            orders: HashMap::new(),
+            pending_out: Vec::new(),
+            readmit: Vec::new(),
             touched: Vec::new(),
             bands: Vec::new(),
             band_scratch: BandScratch::default(),
@@ -149,23 +227,37 @@ impl RiskEngine {
         for unit in all {
             if engine.unit_has_positions(unit) {
                 engine.units.set_state(unit, UnitState::Healthy);
-                engine.evaluate(unit, 0, &mut |_| {});
+                engine.evaluate(unit, 0, 0, &mut |_| {});
             }
         }
         engine
     }
 
-    /// Applies one validated input, passing every decision to `out` in order.
+    /// Applies one validated input, passing every decision to `out` in order. The event's
+    /// publish stamp is the engine's notion of time (deadlines), so a replay of the same input
+    /// gives the same decisions.
     pub fn on_event(&mut self, event: &FeedEvent, out: &mut impl FnMut(Output)) {
         let FeedBody::Input(input) = event.body else {
             return;
         };
-        if let Input::Tick(tick) = input {
-            self.on_tick(tick.instrument, Price(tick.mark_px), event.seq, out);
+        let (seq, now) = (event.seq, event.publish_ns);
+        match input {
+            Input::Tick(t) => {
+                let book = Book {
+                    bid_px: t.bid_px,
+                    ask_px: t.ask_px,
+                    bid_qty: t.bid_qty,
+                    ask_qty: t.ask_qty,
+                };
+                self.on_tick_at(t.instrument, Price(t.mark_px), book, seq, now, out);
+            }
+            Input::Fill(f) => self.on_fill(&f, seq, now, out),
+            Input::Collateral(c) => self.on_collateral(&c, seq, now, out),
+            Input::Funding(_) | Input::Status(_) | Input::Heartbeat(_) => {}
         }
     }
 
-    /// Applies a mark price for an instrument.
+    /// Applies a mark price for an instrument (no book, time 0): the core of a tick.
     pub fn on_tick(
         &mut self,
         instrument: u32,
@@ -173,12 +265,34 @@ impl RiskEngine {
         seq: u64,
         out: &mut impl FnMut(Output),
     ) {
+        self.on_tick_at(instrument, mark, Book::default(), seq, 0, out);
+    }
+
+    /// Applies a tick: mark, book, then the units whose band it left, then the jobs on it.
+    pub fn on_tick_at(
+        &mut self,
+        instrument: u32,
+        mark: Price,
+        book: Book,
+        seq: u64,
+        now_ns: u64,
+        out: &mut impl FnMut(Output),
+    ) {
         let id = InstrumentId(instrument);
-        let first = self.marks.get(id).is_none();
+        let previous = self.marks.get(id);
         if !self.marks.set(id, mark) {
             return;
         }
         self.counters.ticks += 1;
+        if let Some(b) = self.books.get_mut(instrument as usize) {
+            *b = book;
+        }
+        if let (Some(prev), Some(vol)) = (previous, self.vol.get_mut(instrument as usize)) {
+            // EWMA (α = 1/32) of |Δp|/p in 10^-9 units.
+            let moved = (u128::from(mark.0.abs_diff(prev.0)) * 1_000_000_000
+                / u128::from(prev.0.unsigned_abs().max(1))) as u64;
+            *vol = *vol - *vol / 32 + moved / 32;
+        }
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
         match self.scan {
@@ -190,17 +304,159 @@ impl RiskEngine {
             }
             Scan::All => touched.extend(0..self.units.len() as u32),
         }
-        if first {
+        if previous.is_none() {
             touched.append(&mut self.unpriced);
         }
+        touched.append(&mut self.retry);
+        // Units interact (ADL, the fund), so they are evaluated in one canonical order: by id.
+        touched.sort_unstable();
+        touched.dedup();
         for &unit in &touched {
-            self.evaluate(unit, seq, out);
+            self.evaluate(unit, seq, now_ns, out);
         }
         self.touched = touched;
+        if !self.jobs.is_empty() {
+            self.work_jobs(instrument, seq, now_ns, out);
+        }
+        self.flush(seq, now_ns, out);
+    }
+
+    /// A fill: of one of our liquidation orders, or an ordinary trade of an account.
+    fn on_fill(&mut self, f: &shm::Fill, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        if f.liquidation_order_id != 0
+            && self.on_liquidation_fill(
+                f.liquidation_order_id,
+                f.qty,
+                Price(f.price_px),
+                seq,
+                now_ns,
+                out,
+            )
+        {
+            self.flush(seq, now_ns, out);
+            return;
+        }
+        let Some(&a) = self.account_index.get(&f.account) else {
+            self.counters.fills_refused += 1;
+            return;
+        };
+        let id = InstrumentId(f.instrument);
+        let mode = self.accounts[a as usize]
+            .position_index(id)
+            .map(|i| self.accounts[a as usize].positions()[i].mode())
+            .unwrap_or(MarginMode::Cross);
+        let fee = Money::from_scaled_floor(i128::from(f.fee_money), shm::MONEY_DECIMALS)
+            .unwrap_or(Money::ZERO);
+        let fill = crate::margin::Fill {
+            instrument: id,
+            qty: crate::margin::Qty(f.qty),
+            price: Price(f.price_px),
+            fee,
+            mode,
+        };
+        let had = self.accounts[a as usize].position_index(id).is_some();
+        match self.accounts[a as usize].apply_fill(&self.table, fill) {
+            Ok(outcome) => {
+                self.counters.fills += 1;
+                if outcome.isolated_shortfall.is_positive() {
+                    self.fund.cover(outcome.isolated_shortfall);
+                }
+            }
+            Err(_) => {
+                self.counters.fills_refused += 1;
+                return;
+            }
+        }
+        let now_has = self.accounts[a as usize].position_index(id).is_some();
+        if now_has
+            && !had
+            && let Some(h) = self.holders.get_mut(f.instrument as usize)
+        {
+            h.push(a);
+        }
+        if mode == MarginMode::Isolated && !now_has {
+            self.units.release_isolated(a, f.instrument);
+        }
+        let unit = match mode {
+            MarginMode::Isolated => self.units.isolated(a, f.instrument),
+            MarginMode::Cross => Some(a),
+        };
+        if let Some(unit) = unit {
+            self.readmit_unit(unit, seq, now_ns, out);
+        }
+    }
+
+    /// A deposit or withdrawal on an account's cross wallet.
+    fn on_collateral(
+        &mut self,
+        c: &shm::Collateral,
+        seq: u64,
+        now_ns: u64,
+        out: &mut impl FnMut(Output),
+    ) {
+        let Some(&a) = self.account_index.get(&c.account) else {
+            self.counters.fills_refused += 1;
+            return;
+        };
+        let Some(amount) =
+            Money::from_scaled_floor(i128::from(c.amount_money), shm::MONEY_DECIMALS)
+        else {
+            self.counters.fills_refused += 1;
+            return;
+        };
+        if self.accounts[a as usize].change_wallet(amount).is_err() {
+            self.counters.fills_refused += 1;
+            return;
+        }
+        self.counters.collateral += 1;
+        self.readmit_unit(a, seq, now_ns, out);
+    }
+
+    /// Re-evaluates a unit whose balances or positions changed (unless it is being liquidated).
+    fn readmit_unit(&mut self, unit: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        let state = self.units.get(unit).map(|u| u.state);
+        match state {
+            Some(UnitState::Liquidating) | None => {}
+            Some(_) => {
+                if self.unit_has_positions(unit) {
+                    if state == Some(UnitState::Flat) {
+                        self.units.set_state(unit, UnitState::Healthy);
+                    }
+                    self.evaluate(unit, seq, now_ns, out);
+                } else {
+                    self.index.unband(unit);
+                    self.units.set_state(unit, UnitState::Flat);
+                }
+            }
+        }
+    }
+
+    /// Emits what ADL produced and re-evaluates the counterparties it touched.
+    fn flush(&mut self, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        while !self.pending_out.is_empty() || !self.readmit.is_empty() {
+            for o in self.pending_out.drain(..) {
+                out(o);
+            }
+            let readmit = std::mem::take(&mut self.readmit);
+            for a in &readmit {
+                let units: Vec<u32> = std::iter::once(*a)
+                    .chain(
+                        self.accounts[*a as usize]
+                            .positions()
+                            .iter()
+                            .filter(|p| p.mode() == MarginMode::Isolated)
+                            .filter_map(|p| self.units.isolated(*a, p.instrument().0)),
+                    )
+                    .collect();
+                for u in units {
+                    self.readmit_unit(u, seq, now_ns, out);
+                }
+            }
+        }
     }
 
     /// Evaluates one unit exactly, runs its state machine and bands it again.
-    fn evaluate(&mut self, unit: u32, seq: u64, out: &mut impl FnMut(Output)) {
+    fn evaluate(&mut self, unit: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
         let Some(&u) = self.units.get(unit) else {
             return;
         };
@@ -247,6 +503,16 @@ impl RiskEngine {
             UnitState::Liquidating => {
                 self.index.unband(unit);
                 self.counters.liquidations += 1;
+                if !self.start_liquidation(unit, &summary, seq, now_ns) {
+                    // Nothing could be planned (an evaluation failed) or ADL closed everything
+                    // at once: flat, or evaluated again on the next tick.
+                    if self.unit_has_positions(unit) {
+                        self.units.set_state(unit, UnitState::Healthy);
+                        self.retry.push(unit);
+                    } else {
+                        self.units.set_state(unit, UnitState::Flat);
+                    }
+                }
             }
             UnitState::Healthy | UnitState::Called => {
                 let watch = if next == UnitState::Healthy {
@@ -365,6 +631,22 @@ impl RiskEngine {
         }
     }
 
+    /// Sets the insurance fund's starting balance (before any input).
+    pub fn with_fund(mut self, initial: Money) -> RiskEngine {
+        self.fund = InsuranceFund::new(initial);
+        self
+    }
+
+    /// The insurance fund.
+    pub fn fund(&self) -> &InsuranceFund {
+        &self.fund
+    }
+
+    /// Liquidation jobs still open.
+    pub fn open_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// The state of every unit, in unit order (for tests and reports).
     pub fn unit_states(&self) -> impl Iterator<Item = (u32, UnitState)> + '_ {
         self.units.iter().map(|(id, u)| (id, u.state))
@@ -410,5 +692,7 @@ impl RiskEngine {
     }
 }
 
+#[cfg(test)]
+mod liquidation_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,823 @@
+//! Liquidation: sizing the reduction, working it as sliced IOC orders priced at the bankruptcy
+//! price, booking the fills, and auto-deleveraging what the market would not take.
+//!
+//! ## Sizing ([`RiskEngine::plan_reduction`])
+//! At `equity ≤ MM` the unit is reduced until its margin ratio `MM/E` is back at the configured
+//! target *after* the liquidation fee (evaluated at the mark). It is closed in full instead when
+//! its ratio is at or above the full-liquidation ratio (or its equity is gone), when a partial
+//! remainder would be below the instrument's minimum quantity, or for a position whose MMR is at
+//! or below the liquidation fee rate (such a position is bankrupt at its own liquidation price).
+//! A cross unit with several positions is reduced in [`Priority`] order: the first position is
+//! cut by the least quantity (a binary search over lots, each step an exact evaluation) that
+//! restores the target; if closing it whole is not enough, the next position follows.
+//!
+//! ## Working the orders
+//! Each reduced position becomes a job. On every tick of its instrument a job with no child order
+//! outstanding sends one: immediate-or-cancel, closing side, quantity at most `slice_share` of the
+//! size shown at the best level it trades against, and a limit at the bankruptcy price rounded to
+//! the tick against the account, so no liquidation order is ever priced worse than bankruptcy.
+//! While the spread is wider than `max_spread`, the job holds. A child with no fill within
+//! `child_timeout_ns` is taken as cancelled (the venue cancels the rest of an IOC at once) and the
+//! next tick sends another. A job whose last progress is older than `fill_deadline_ns`, or whose
+//! unit is bankrupt at the mark (its limit cannot fill), is auto-deleveraged.
+//!
+//! ## Fills and the fund
+//! A liquidation fill realises PnL at the fill price and pays the liquidation fee
+//! (`rate · notional`) to the insurance fund. In a full liquidation the account is closed out at
+//! the bankruptcy limit: a fill better than the limit moves the difference to the fund (a worse
+//! one, impossible for an order limited there but booked if a venue reports it, is paid by the
+//! fund); for an isolated position, the margin it hands back on closing goes to the fund. A cross wallet left negative is reset to zero by the fund; an isolated position's loss
+//! beyond its margin is paid by the fund. What the fund cannot pay is recorded as bad debt.
+//!
+//! ## Auto-deleveraging
+//! The remaining quantity is closed at its limit against the opposite side's positions on the
+//! instrument, ranked by `profit% × effective leverage` (`profit% ÷ effective leverage` when
+//! losing), where `effective leverage = |mark value| / (mark value − bankruptcy value)`: the most
+//! profitable, most leveraged first, ties by account id. Each counterparty gets an ADL record at
+//! the bankrupt position's limit price; both sides are booked at that price with no fee, so the
+//! proceeds of the two sides cancel exactly.
+
+use fixed::types::I80F48;
+
+use super::units::UnitState;
+use super::{Book, RiskEngine};
+use crate::margin::{
+    Fill, Instrument, InstrumentId, MarginMode, MarginStatus, MarginSummary, Money, Price, Qty,
+    Rate, to_tick_against,
+};
+use crate::num::wide;
+use crate::shm::{self, Output, Side};
+
+/// Order in which a cross unit's positions are reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Lower realised volatility first, then the deeper book (top-of-book notional), then the
+    /// instrument id.
+    #[default]
+    CalmDeepFirst,
+    /// Largest notional first, then the instrument id.
+    LargestFirst,
+    /// In the order the account holds them.
+    AsHeld,
+}
+
+/// Thresholds of the liquidation procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiquidationConfig {
+    /// Margin ratio a partial liquidation restores (after its fee). Default 0.6.
+    pub target_ratio: Rate,
+    /// Margin ratio at or above which the unit is closed in full. Default 2.0 (equity at or
+    /// below half the maintenance margin).
+    pub full_ratio: Rate,
+    /// Largest child order as a share of the best level's size. Default 0.25.
+    pub slice_share: Rate,
+    /// Widest spread, relative to the mid, at which orders are sent. Default 0.01.
+    pub max_spread: Rate,
+    /// A child order without a fill for this long is taken as cancelled. Default 1 s.
+    pub child_timeout_ns: u64,
+    /// A job without progress for this long is auto-deleveraged. Default 5 s.
+    pub fill_deadline_ns: u64,
+    /// Order of reduction of a cross unit's positions.
+    pub priority: Priority,
+}
+
+impl Default for LiquidationConfig {
+    fn default() -> Self {
+        LiquidationConfig {
+            target_ratio: Rate(600_000_000),
+            full_ratio: Rate(2_000_000_000),
+            slice_share: Rate(250_000_000),
+            max_spread: Rate(10_000_000),
+            child_timeout_ns: 1_000_000_000,
+            fill_deadline_ns: 5_000_000_000,
+            priority: Priority::CalmDeepFirst,
+        }
+    }
+}
+
+/// The child order a job has out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Child {
+    pub order_id: u64,
+    pub qty: i64,
+    pub sent_ns: u64,
+}
+
+/// A position being liquidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Job {
+    pub unit: u32,
+    pub account: u32,
+    pub instrument: u32,
+    /// The closing side (sell for a long).
+    pub side: Side,
+    /// Quantity still to close, lots, > 0.
+    pub remaining: i64,
+    /// Limit: the bankruptcy price on the tick, against the account.
+    pub limit_px: i64,
+    /// Closed out at the limit (surplus to the fund) rather than partially reduced.
+    pub full: bool,
+    /// Input sequence that started it (for order ids and records).
+    pub seq: u64,
+    /// Children sent so far (for order ids).
+    pub children: u32,
+    /// Last start or fill time.
+    pub progress_ns: u64,
+    pub child: Option<Child>,
+}
+
+/// One planned reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub position: usize,
+    pub qty: i64,
+    pub full: bool,
+}
+
+const E9: u128 = 1_000_000_000;
+
+/// A deterministic 64-bit order id from the account, instrument, input sequence and child
+/// number (SplitMix64 finaliser over their combination; never 0).
+pub fn order_id(account: u64, instrument: u32, seq: u64, n: u32) -> u64 {
+    let mut z = account
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(u64::from(instrument).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+        .wrapping_add(seq.wrapping_mul(0x1656_67B1_9E37_79F9))
+        .wrapping_add(u64::from(n));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z.max(1)
+}
+
+/// Maintenance margin of `qty_abs` lots at `mark`, rounded up.
+fn maintenance_at(inst: &Instrument, qty_abs: i64, mark: Price) -> Option<Money> {
+    if qty_abs == 0 {
+        return Some(Money::ZERO);
+    }
+    let notional = Instrument::notional(Qty(qty_abs), mark);
+    let tier = &inst.tiers()[inst.tier_index(notional)];
+    Money::from_scaled_ceil(tier.maintenance_exact(notional)?, inst.margin_decimals())
+}
+
+/// The liquidation fee of `qty_abs` lots at `price`, rounded up.
+pub(crate) fn fee_at(inst: &Instrument, qty_abs: i64, price: Price) -> Option<Money> {
+    let notional = Instrument::notional(Qty(qty_abs), price);
+    let exact = notional.checked_mul(i128::from(inst.liquidation_fee.0))?;
+    Money::from_scaled_ceil(exact, inst.margin_decimals())
+}
+
+/// `MM/E ≤ ratio` with `E > 0`, exactly.
+fn ratio_at_most(mm: Money, equity: Money, ratio: Rate) -> bool {
+    if !equity.is_positive() {
+        return false;
+    }
+    if !mm.is_positive() {
+        return true;
+    }
+    wide::cmp_products(
+        mm.to_bits().unsigned_abs(),
+        E9,
+        equity.to_bits().unsigned_abs(),
+        u128::from(ratio.0),
+    ) != std::cmp::Ordering::Greater
+}
+
+impl RiskEngine {
+    /// Plans the reduction of a liquidatable unit (see the module docs). Empty on an evaluation
+    /// error, which leaves the unit for a later tick.
+    pub(crate) fn plan_reduction(&self, unit: u32, summary: &MarginSummary) -> Vec<Cut> {
+        let mut cuts = Vec::new();
+        let Some(u) = self.units.get(unit) else {
+            return cuts;
+        };
+        let account = &self.accounts[u.account as usize];
+        let mode = if u.is_cross() {
+            MarginMode::Cross
+        } else {
+            MarginMode::Isolated
+        };
+        let mut order: Vec<usize> = account
+            .positions()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.mode() == mode && (u.is_cross() || p.instrument().0 == u.instrument))
+            .map(|(i, _)| i)
+            .collect();
+        let cfg = self.config.liquidation;
+        let full_unit = !ratio_at_most(summary.maintenance, summary.equity, cfg.full_ratio)
+            || summary.status(crate::margin::CallLevel(self.config.call_level))
+                == MarginStatus::Bankrupt;
+        if full_unit {
+            return order
+                .into_iter()
+                .map(|position| Cut {
+                    position,
+                    qty: account.positions()[position].qty().0.abs(),
+                    full: true,
+                })
+                .collect();
+        }
+        self.sort_by_priority(&mut order, account.positions());
+        let (mut equity, mut mm) = (summary.equity, summary.maintenance);
+        for position in order {
+            let p = &account.positions()[position];
+            let id = p.instrument();
+            let (Some(inst), Some(mark)) = (self.table.get(id), self.marks.get(id)) else {
+                return Vec::new();
+            };
+            let q = p.qty().0.abs();
+            let Some(mm_now) = maintenance_at(inst, q, mark) else {
+                return Vec::new();
+            };
+            let tier_mmr = inst.tiers()[inst.tier_index(Instrument::notional(Qty(q), mark))].mmr;
+            let step = inst.min_qty.0.max(1);
+            // After closing x lots at the mark: (equity', MM').
+            let after = |x: i64| -> Option<(Money, Money)> {
+                let mm_left = maintenance_at(inst, q - x, mark)?;
+                let mm2 = mm.checked_sub(mm_now)?.checked_add(mm_left)?;
+                let e2 = equity.checked_sub(fee_at(inst, x, mark)?)?;
+                Some((e2, mm2))
+            };
+            let ok =
+                |x: i64| after(x).is_some_and(|(e2, mm2)| ratio_at_most(mm2, e2, cfg.target_ratio));
+            let whole = tier_mmr <= inst.liquidation_fee || !ok(q);
+            let mut x = q;
+            if !whole {
+                // Smallest multiple of the step (or q) that restores the target.
+                let (mut lo, mut hi) = (0i64, (q + step - 1) / step);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if ok((mid * step).min(q)) {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                x = (hi * step).min(q);
+                if q - x < inst.min_qty.0 {
+                    x = q;
+                }
+            }
+            cuts.push(Cut {
+                position,
+                qty: x,
+                full: x == q && whole && tier_mmr <= inst.liquidation_fee,
+            });
+            if x < q || !whole {
+                break;
+            }
+            match after(x) {
+                Some((e2, mm2)) => {
+                    equity = e2;
+                    mm = mm2;
+                }
+                None => break,
+            }
+            if ratio_at_most(mm, equity, cfg.target_ratio) {
+                break;
+            }
+        }
+        cuts
+    }
+
+    fn sort_by_priority(&self, order: &mut [usize], positions: &[crate::margin::Position]) {
+        match self.config.liquidation.priority {
+            Priority::AsHeld => {}
+            Priority::LargestFirst => order.sort_by_key(|&i| {
+                let p = &positions[i];
+                let mark = self.marks.get(p.instrument()).unwrap_or(Price(0));
+                (
+                    std::cmp::Reverse(Instrument::notional(p.qty(), mark)),
+                    p.instrument().0,
+                )
+            }),
+            Priority::CalmDeepFirst => order.sort_by_key(|&i| {
+                let id = positions[i].instrument();
+                let vol = self.vol.get(id.0 as usize).copied().unwrap_or(0);
+                let depth = self
+                    .books
+                    .get(id.0 as usize)
+                    .map(Book::top_notional)
+                    .unwrap_or(0);
+                (vol, std::cmp::Reverse(depth), id.0)
+            }),
+        }
+    }
+
+    /// Hands a liquidatable unit to liquidation: plans the cuts and opens a job per position.
+    /// Returns whether any job was opened.
+    pub(crate) fn start_liquidation(
+        &mut self,
+        unit: u32,
+        summary: &MarginSummary,
+        seq: u64,
+        now_ns: u64,
+    ) -> bool {
+        let cuts = self.plan_reduction(unit, summary);
+        let Some(&u) = self.units.get(unit) else {
+            return false;
+        };
+        let mut opened = 0;
+        // ADL below may close positions and shift indices: find each cut by its instrument.
+        let targets: Vec<(InstrumentId, Cut)> = cuts
+            .into_iter()
+            .map(|cut| {
+                (
+                    self.accounts[u.account as usize].positions()[cut.position].instrument(),
+                    cut,
+                )
+            })
+            .collect();
+        for (id, mut cut) in targets {
+            let account = &self.accounts[u.account as usize];
+            let Some(position) = account.position_index(id) else {
+                continue;
+            };
+            cut.position = position;
+            let p = account.positions()[position];
+            cut.qty = cut.qty.min(p.qty().0.abs());
+            let Some(inst) = self.table.get(id) else {
+                continue;
+            };
+            let bp = account
+                .bankruptcy_price(cut.position, &self.table, &self.marks)
+                .ok()
+                .flatten();
+            // No bankruptcy price: a long that never goes bankrupt (limit at the lowest tick)
+            // or a short bankrupt at every price (limit unreachable: straight to ADL).
+            let limit = match bp {
+                Some(bp) => to_tick_against(bp, inst, p.side()).map(|px| px.0),
+                None if p.side() > 0 => Some(inst.tick.0),
+                None => None,
+            };
+            let Some(limit_px) = limit.filter(|&px| px > 0) else {
+                let closed = self.adl_now(u.account, id.0, p.side(), cut.qty, i64::MAX, seq);
+                if closed == cut.qty {
+                    continue;
+                }
+                // Could not be deleveraged in full: keep working it at the mark as a limit.
+                let Some(mark) = self.marks.get(id) else {
+                    continue;
+                };
+                self.jobs.push(Job {
+                    unit,
+                    account: u.account,
+                    instrument: id.0,
+                    side: if p.side() > 0 { Side::Sell } else { Side::Buy },
+                    remaining: cut.qty - closed,
+                    limit_px: mark.0,
+                    full: true,
+                    seq,
+                    children: 0,
+                    progress_ns: now_ns,
+                    child: None,
+                });
+                opened += 1;
+                continue;
+            };
+            let side = if p.side() > 0 { Side::Sell } else { Side::Buy };
+            self.jobs.push(Job {
+                unit,
+                account: u.account,
+                instrument: id.0,
+                side,
+                remaining: cut.qty,
+                limit_px,
+                full: cut.full
+                    || summary.status(crate::margin::CallLevel(self.config.call_level))
+                        == MarginStatus::Bankrupt,
+                seq,
+                children: 0,
+                progress_ns: now_ns,
+                child: None,
+            });
+            opened += 1;
+        }
+        if opened > 0 {
+            *self.unit_jobs.entry(unit).or_insert(0) += opened;
+        }
+        opened > 0
+    }
+
+    /// Works the jobs of an instrument after a tick: expires stale children, deleverages jobs
+    /// past their deadline or whose limit the market has passed, and sends the next child.
+    pub(crate) fn work_jobs(
+        &mut self,
+        instrument: u32,
+        seq: u64,
+        now_ns: u64,
+        out: &mut impl FnMut(Output),
+    ) {
+        let cfg = self.config.liquidation;
+        let book = self
+            .books
+            .get(instrument as usize)
+            .copied()
+            .unwrap_or_default();
+        let mark = self.marks.get(InstrumentId(instrument));
+        let mut j = 0;
+        while j < self.jobs.len() {
+            let job = self.jobs[j];
+            if job.instrument != instrument {
+                j += 1;
+                continue;
+            }
+            let mut job = job;
+            if let Some(child) = job.child
+                && now_ns.saturating_sub(child.sent_ns) >= cfg.child_timeout_ns
+            {
+                self.orders.remove(&child.order_id);
+                job.child = None;
+            }
+            // The market is past the limit (the mark is beyond bankruptcy): the order cannot
+            // fill; nor can one whose deadline has passed.
+            let beyond = mark.is_some_and(|m| match job.side {
+                Side::Sell => m.0 < job.limit_px,
+                Side::Buy => m.0 > job.limit_px,
+            });
+            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns;
+            if job.child.is_none() && (late || (beyond && job.full)) {
+                let side = if job.side == Side::Sell { 1 } else { -1 };
+                let closed = self.adl_now(
+                    job.account,
+                    instrument,
+                    side,
+                    job.remaining,
+                    job.limit_px,
+                    seq,
+                );
+                let held = self.accounts[job.account as usize]
+                    .position_index(InstrumentId(instrument))
+                    .map_or(0, |i| {
+                        self.accounts[job.account as usize].positions()[i]
+                            .qty()
+                            .0
+                            .abs()
+                    });
+                job.remaining = (job.remaining - closed).min(held);
+                if job.remaining <= 0 {
+                    self.jobs.remove(j);
+                    self.job_done(job.unit, seq, now_ns, out);
+                    continue;
+                }
+                // Not enough opposite quantity: wait for the next deadline, keep working it.
+                job.progress_ns = now_ns;
+            }
+            if job.child.is_none()
+                && let Some(qty) = slice_qty(&book, job.side, job.remaining, &cfg)
+            {
+                let account_id = self.accounts[job.account as usize].id();
+                let mut id = order_id(account_id, instrument, job.seq, job.children);
+                while self.orders.contains_key(&id) {
+                    id = id.wrapping_add(1).max(1);
+                }
+                job.children += 1;
+                job.child = Some(Child {
+                    order_id: id,
+                    qty,
+                    sent_ns: now_ns,
+                });
+                self.orders.insert(id, (job.account, instrument));
+                self.counters.orders += 1;
+                out(Output::Liquidation(shm::Liquidation {
+                    order_id: id,
+                    account: account_id,
+                    instrument,
+                    side: job.side,
+                    qty,
+                    limit_px: job.limit_px,
+                    input_seq: seq,
+                }));
+            }
+            self.jobs[j] = job;
+            j += 1;
+        }
+    }
+
+    /// Books a fill of one of our liquidation orders. Returns false when the order is unknown
+    /// (the caller then treats it as an ordinary fill).
+    pub(crate) fn on_liquidation_fill(
+        &mut self,
+        order_id: u64,
+        qty: i64,
+        price: Price,
+        seq: u64,
+        now_ns: u64,
+        out: &mut impl FnMut(Output),
+    ) -> bool {
+        let Some(&(account, instrument)) = self.orders.get(&order_id) else {
+            return false;
+        };
+        let Some(j) = self.jobs.iter().position(|job| {
+            job.account == account
+                && job.instrument == instrument
+                && job.child.is_some_and(|c| c.order_id == order_id)
+        }) else {
+            return false;
+        };
+        let mut job = self.jobs[j];
+        let signed = if job.side == Side::Sell { -1 } else { 1 };
+        let x = qty.unsigned_abs().min(job.remaining as u64) as i64;
+        if x == 0 || qty.signum() != signed {
+            self.counters.fills_refused += 1;
+            return true;
+        }
+        let id = InstrumentId(instrument);
+        let Some(inst) = self.table.get(id) else {
+            return true;
+        };
+        let fee = fee_at(inst, x, price).unwrap_or(Money::ZERO);
+        let mode = self.accounts[account as usize]
+            .position_index(id)
+            .map(|i| self.accounts[account as usize].positions()[i].mode())
+            .unwrap_or(MarginMode::Cross);
+        let fill = Fill {
+            instrument: id,
+            qty: Qty(signed * x),
+            price,
+            fee,
+            mode,
+        };
+        let Ok(outcome) = self.accounts[account as usize].apply_fill(&self.table, fill) else {
+            self.counters.fills_refused += 1;
+            return true;
+        };
+        self.fund.add_fee(fee);
+        self.counters.liquidation_fills += 1;
+        if job.full && mode == MarginMode::Isolated {
+            // Closed out: whatever margin the closed isolated position hands back is the fund's.
+            if outcome.released_margin.is_positive() {
+                let _ = self.accounts[account as usize].change_wallet(neg(outcome.released_margin));
+                self.fund.add_surplus(outcome.released_margin);
+            }
+        } else if job.full {
+            // Closed out at the limit: the difference to the fill price is the fund's.
+            let diff = i128::from(x) * i128::from(price.0 - job.limit_px) * i128::from(-signed);
+            if let Some(amount) = Money::from_scaled_floor(diff, inst.notional_decimals()) {
+                if amount.is_positive() {
+                    let _ = self.accounts[account as usize].change_wallet(neg(amount));
+                    self.fund.add_surplus(amount);
+                } else if amount.is_negative() {
+                    let paid = self.fund.cover(neg(amount));
+                    let _ = self.accounts[account as usize].change_wallet(paid);
+                }
+            }
+        }
+        if outcome.isolated_shortfall.is_positive() {
+            self.fund.cover(outcome.isolated_shortfall);
+        }
+        self.reset_negative_wallet(account);
+        job.remaining -= x;
+        job.progress_ns = now_ns;
+        if let Some(mut child) = job.child {
+            child.qty -= x;
+            job.child = (child.qty > 0).then_some(child);
+            if job.child.is_none() {
+                self.orders.remove(&order_id);
+            }
+        }
+        if self.accounts[account as usize].position_index(id).is_none() {
+            job.remaining = 0;
+            if mode == MarginMode::Isolated {
+                self.units.release_isolated(account, instrument);
+            }
+        }
+        if job.remaining <= 0 {
+            if let Some(c) = job.child {
+                self.orders.remove(&c.order_id);
+            }
+            self.jobs.remove(j);
+            self.job_done(job.unit, seq, now_ns, out);
+        } else {
+            self.jobs[j] = job;
+        }
+        true
+    }
+
+    /// A cross wallet below zero is reset to zero by the fund.
+    pub(crate) fn reset_negative_wallet(&mut self, account: u32) {
+        let wallet = self.accounts[account as usize].wallet();
+        if wallet.is_negative() {
+            let paid = self.fund.cover(neg(wallet));
+            let _ = self.accounts[account as usize].change_wallet(paid);
+        }
+    }
+
+    /// One job of a unit finished; when it was the last, the unit is evaluated afresh.
+    fn job_done(&mut self, unit: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        let left = match self.unit_jobs.get_mut(&unit) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.unit_jobs.remove(&unit);
+            let state = if self.unit_has_positions(unit) {
+                UnitState::Healthy
+            } else {
+                UnitState::Flat
+            };
+            self.units.set_state(unit, state);
+            if state == UnitState::Healthy {
+                self.evaluate(unit, seq, now_ns, out);
+            }
+        }
+    }
+
+    /// Closes `qty` lots of `account`'s position on `instrument` (side `side` of the position)
+    /// against the opposite side's positions by ADL rank, at `limit_px` (or, when the position
+    /// has no bankruptcy price, at the mark). Returns the quantity closed.
+    pub(crate) fn adl_now(
+        &mut self,
+        account: u32,
+        instrument: u32,
+        side: i8,
+        qty: i64,
+        limit_px: i64,
+        seq: u64,
+    ) -> i64 {
+        let id = InstrumentId(instrument);
+        let price = if limit_px == i64::MAX {
+            match self.marks.get(id) {
+                Some(m) => m.0,
+                None => return 0,
+            }
+        } else {
+            limit_px
+        };
+        let mut ranked = self.adl_ranking(instrument, -side);
+        ranked.retain(|&(_, a)| a != account);
+        let bankrupt_id = self.accounts[account as usize].id();
+        let mut left = qty;
+        for (_, counterparty) in ranked {
+            if left == 0 {
+                break;
+            }
+            let Some(i) = self.accounts[counterparty as usize].position_index(id) else {
+                continue;
+            };
+            let cq = self.accounts[counterparty as usize].positions()[i].qty().0;
+            let x = cq.abs().min(left);
+            let close = |q: i64| Fill {
+                instrument: id,
+                qty: Qty(q),
+                price: Price(price),
+                fee: Money::ZERO,
+                mode: MarginMode::Cross,
+            };
+            let c_mode = self.accounts[counterparty as usize].positions()[i].mode();
+            if self.accounts[counterparty as usize]
+                .apply_fill(&self.table, close(-cq.signum() * x))
+                .is_err()
+            {
+                continue;
+            }
+            let b_mode = self.accounts[account as usize]
+                .position_index(id)
+                .map(|k| self.accounts[account as usize].positions()[k].mode());
+            match self.accounts[account as usize].apply_fill(&self.table, close(cq.signum() * x)) {
+                Ok(outcome) if outcome.isolated_shortfall.is_positive() => {
+                    self.fund.cover(outcome.isolated_shortfall);
+                }
+                _ => {}
+            }
+            if b_mode == Some(MarginMode::Isolated)
+                && self.accounts[account as usize].position_index(id).is_none()
+            {
+                self.units.release_isolated(account, instrument);
+            }
+            if c_mode == MarginMode::Isolated
+                && self.accounts[counterparty as usize]
+                    .position_index(id)
+                    .is_none()
+            {
+                self.units.release_isolated(counterparty, instrument);
+            }
+            left -= x;
+            self.counters.adl += 1;
+            let cid = self.accounts[counterparty as usize].id();
+            let side = if cq > 0 { Side::Sell } else { Side::Buy };
+            self.pending_out.push(Output::Adl(shm::Adl {
+                order_id: order_id(cid, instrument, seq, u32::MAX - self.counters.adl as u32),
+                account: cid,
+                instrument,
+                side,
+                qty: x,
+                price_px: price,
+                bankrupt_account: bankrupt_id,
+            }));
+            self.readmit.push(counterparty);
+        }
+        self.reset_negative_wallet(account);
+        if left > 0 {
+            self.counters.adl_shortfall += 1;
+        }
+        qty - left
+    }
+
+    /// Opposite-side positions on `instrument` (holders whose quantity has sign `sign`), by
+    /// descending ADL score then ascending account id: `(score, account index)`.
+    pub(crate) fn adl_ranking(&self, instrument: u32, sign: i8) -> Vec<(I80F48, u32)> {
+        let id = InstrumentId(instrument);
+        let Some(mark) = self.marks.get(id) else {
+            return Vec::new();
+        };
+        let mut ranked: Vec<(I80F48, u32)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for &unit in self.holders.get(instrument as usize).into_iter().flatten() {
+            let Some(u) = self.units.get(unit) else {
+                continue;
+            };
+            let a = u.account;
+            if !seen.insert(a) {
+                continue;
+            }
+            let account = &self.accounts[a as usize];
+            let Some(i) = account.position_index(id) else {
+                continue;
+            };
+            let p = &account.positions()[i];
+            if p.side() != sign {
+                continue;
+            }
+            // A position being liquidated is not a counterparty.
+            let holder = match p.mode() {
+                MarginMode::Cross => Some(a),
+                MarginMode::Isolated => self.units.isolated(a, instrument),
+            };
+            if holder.and_then(|h| self.units.get(h)).map(|h| h.state)
+                == Some(UnitState::Liquidating)
+            {
+                continue;
+            }
+            ranked.push((self.adl_score(a, i, mark).unwrap_or(I80F48::MIN), a));
+        }
+        ranked.sort_by(|x, y| {
+            y.0.cmp(&x.0).then(
+                self.accounts[x.1 as usize]
+                    .id()
+                    .cmp(&self.accounts[y.1 as usize].id()),
+            )
+        });
+        ranked
+    }
+
+    /// `profit% × effective leverage` (÷ when losing) of position `i` of account `a`.
+    fn adl_score(&self, a: u32, i: usize, mark: Price) -> Option<I80F48> {
+        let account = &self.accounts[a as usize];
+        let p = &account.positions()[i];
+        let inst = self.table.get(p.instrument())?;
+        let nd = inst.notional_decimals();
+        let upnl = Money::from_scaled_floor(p.upnl_exact(mark), nd)?.to_fixed();
+        let cost = Money::from_scaled_floor(p.cost().abs(), nd)?.to_fixed();
+        let value = Money::from_scaled_floor(Instrument::notional(p.qty(), mark), nd)?.to_fixed();
+        if cost <= 0 || value <= 0 {
+            return None;
+        }
+        let profit = upnl.checked_div(cost)?;
+        let bp = account
+            .bankruptcy_price(i, &self.table, &self.marks)
+            .ok()
+            .flatten()
+            .map(Money::to_fixed)
+            .unwrap_or(I80F48::ZERO);
+        let qty = I80F48::from_num(p.qty().0.unsigned_abs())
+            .checked_div(I80F48::from_num(10u64.checked_pow(inst.qty_decimals)?))?;
+        let bank_value = bp.checked_mul(qty)?;
+        let margin = (value - bank_value).abs().max(I80F48::DELTA);
+        let leverage = value.checked_div(margin)?;
+        if profit >= 0 {
+            profit.checked_mul(leverage)
+        } else {
+            profit.checked_div(leverage)
+        }
+    }
+}
+
+/// The size of the next child: at most `slice_share` of the size at the level it trades against
+/// (all of it when the book shows no size), or `None` to hold (spread too wide, or no price).
+fn slice_qty(book: &Book, side: Side, remaining: i64, cfg: &LiquidationConfig) -> Option<i64> {
+    if book.bid_px > 0 && book.ask_px > 0 {
+        let spread = u128::try_from(book.ask_px.saturating_sub(book.bid_px)).unwrap_or(0);
+        let mid = (book.ask_px as u128 + book.bid_px as u128) / 2;
+        if spread * E9 > u128::from(cfg.max_spread.0) * mid {
+            return None;
+        }
+    }
+    let shown = match side {
+        Side::Sell => book.bid_qty,
+        Side::Buy => book.ask_qty,
+    };
+    if shown == 0 {
+        return Some(remaining);
+    }
+    let cap = (u128::from(shown) * u128::from(cfg.slice_share.0) / E9) as i64;
+    Some(remaining.min(cap.max(1)))
+}
+
+fn neg(m: Money) -> Money {
+    m.checked_neg().unwrap_or(Money::ZERO)
+}

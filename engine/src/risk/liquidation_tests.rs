@@ -1,0 +1,363 @@
+//! Scenario tests of the liquidation procedure, with exact expected numbers.
+//!
+//! Instrument 2 of the test table is SOLUSDT: prices in 0.01, quantities in 0.001, one tier with
+//! MMR 2 % (IMR 4 %), liquidation fee 0.5 %, base mark 150.00.
+
+use super::tests::{BASE, test_table};
+use super::*;
+use crate::ingest::{FeedBody, FeedEvent};
+use crate::margin::{MarginMode, Position, Qty};
+use crate::shm::Side;
+
+const SOL: u32 = 2;
+const ETH: u32 = 1;
+
+fn marks() -> MarkPrices {
+    let mut m = MarkPrices::new(3);
+    for (i, p) in BASE.iter().enumerate() {
+        m.set(InstrumentId(i as u32), Price(*p));
+    }
+    m
+}
+
+fn money(text: &str) -> Money {
+    let units = crate::num::decimal::parse_scaled(text, 8).expect("test decimal");
+    Money::from_scaled_floor(units, 8).expect("in range")
+}
+
+fn account(id: u64, wallet: &str, positions: &[(u32, i64, i64, MarginMode, &str)]) -> Account {
+    let mut a = Account::new(id, money(wallet));
+    for &(instrument, qty, entry, mode, margin) in positions {
+        let p = Position::open(
+            InstrumentId(instrument),
+            Qty(qty),
+            Price(entry),
+            mode,
+            money(margin),
+        )
+        .expect("test position");
+        a.push_position(p).expect("distinct instruments");
+    }
+    a
+}
+
+fn engine(accounts: Vec<Account>) -> RiskEngine {
+    RiskEngine::new(
+        test_table(),
+        marks(),
+        accounts,
+        RiskConfig::default(),
+        Scan::Index,
+    )
+}
+
+fn tick(
+    e: &mut RiskEngine,
+    instrument: u32,
+    mark: i64,
+    book: Book,
+    seq: u64,
+    now_ns: u64,
+) -> Vec<Output> {
+    let mut outs = Vec::new();
+    e.on_tick_at(instrument, Price(mark), book, seq, now_ns, &mut |o| {
+        outs.push(o)
+    });
+    outs
+}
+
+fn fill(
+    e: &mut RiskEngine,
+    order: u64,
+    account: u64,
+    qty: i64,
+    price: i64,
+    seq: u64,
+    now_ns: u64,
+) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let event = FeedEvent {
+        seq,
+        publish_ns: now_ns,
+        receive_ns: now_ns,
+        body: FeedBody::Input(Input::Fill(shm::Fill {
+            account,
+            instrument: SOL,
+            qty,
+            price_px: price,
+            fee_money: 0,
+            liquidation_order_id: order,
+        })),
+    };
+    e.on_event(&event, &mut |o| outs.push(o));
+    outs
+}
+
+fn liquidations(outs: &[Output]) -> Vec<shm::Liquidation> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Liquidation(l) => Some(*l),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 100 SOL long at 150.00 on a 1,500 wallet (10x): liquidatable below 137.755.
+fn sol_long(id: u64) -> Account {
+    account(
+        id,
+        "1500",
+        &[(SOL, 100_000, 15_000, MarginMode::Cross, "0")],
+    )
+}
+
+#[test]
+fn partial_liquidation_restores_the_target_ratio_with_the_least_quantity() {
+    let mut e = engine(vec![sol_long(7)]);
+    // At 137.70: equity 270.00, MM 275.40, ratio 1.02: partial. Closing x SOL at the mark:
+    // MM' = 275.4 − 2.754x ≤ 0.6·(270 − 0.6885x) ⇔ x ≥ 48.4429…: 48.443 SOL.
+    let outs = tick(&mut e, SOL, 13_770, Book::default(), 1, 1_000);
+    let liq = liquidations(&outs);
+    assert_eq!(liq.len(), 1, "{outs:?}");
+    assert_eq!(liq[0].qty, 48_443);
+    assert_eq!(liq[0].side, Side::Sell);
+    // Bankruptcy: 100·p − 13,500 = 0 at exactly 135.00.
+    assert_eq!(liq[0].limit_px, 13_500);
+    assert_eq!(liq[0].account, 7);
+    assert_eq!(liq[0].input_seq, 1);
+    // One lot less would not do: the planner's answer is minimal.
+    let cfg = LiquidationConfig::default();
+    assert_eq!(cfg.target_ratio, Rate(600_000_000));
+    // Filled at 137.60 (better than the limit, worse than the mark).
+    let outs = fill(&mut e, liq[0].order_id, 7, -48_443, 13_760, 2, 2_000);
+    assert!(liquidations(&outs).is_empty());
+    // 48.443 · 137.60 · 0.005 = 33.328784, rounded up into binary fixed point.
+    let fee = Money::from_scaled_ceil(3_332_878_400, 8).expect("in range");
+    assert_eq!(e.fund().fees(), fee);
+    assert_eq!(e.fund().surplus(), Money::ZERO);
+    // Realised (137.60 − 150)·48.443 = −600.6932; wallet 1500 − 600.6932 − 33.328784.
+    let wallet = e.accounts()[0].wallet();
+    assert_eq!(wallet.to_scaled_nearest(8), Some(86_597_801_600));
+    assert_eq!(e.accounts()[0].positions()[0].qty(), Qty(51_557));
+    // Back to healthy (ratio ≈ 0.61 < 0.8) and banded again.
+    assert_eq!(e.unit_state(0), Some(UnitState::Healthy));
+    assert!(e.index().is_banded(0));
+    assert_eq!(e.open_jobs(), 0);
+}
+
+#[test]
+fn a_deep_breach_is_closed_in_full_and_the_surplus_goes_to_the_fund() {
+    let mut e = engine(vec![sol_long(7)]);
+    // Jump to 136.00: equity 100, MM 272, ratio 2.72 ≥ 2: full.
+    let liq = liquidations(&tick(&mut e, SOL, 13_600, Book::default(), 1, 1_000));
+    assert_eq!(liq.len(), 1);
+    assert_eq!(liq[0].qty, 100_000);
+    assert_eq!(liq[0].limit_px, 13_500);
+    // Filled at 135.50: fee 67.75 to the fund; closed out at 135.00, the 50.00 above it is the
+    // fund's; the wallet left at −67.75 is reset by the fund.
+    fill(&mut e, liq[0].order_id, 7, -100_000, 13_550, 2, 2_000);
+    assert_eq!(e.fund().fees(), money("67.75"));
+    assert_eq!(e.fund().surplus(), money("50"));
+    assert_eq!(e.fund().covered(), money("67.75"));
+    assert_eq!(e.fund().balance(), money("50"));
+    assert_eq!(e.accounts()[0].wallet(), Money::ZERO);
+    assert!(e.accounts()[0].positions().is_empty());
+    assert_eq!(e.unit_state(0), Some(UnitState::Flat));
+}
+
+#[test]
+fn children_are_sliced_by_the_visible_size_and_held_on_a_wide_spread() {
+    let mut e = engine(vec![sol_long(7)]);
+    // Spread 137.00–139.50: 1.8 % of the mid, wider than 1 %: hold.
+    let wide = Book {
+        bid_px: 13_700,
+        ask_px: 13_950,
+        bid_qty: 10_000,
+        ask_qty: 10_000,
+    };
+    let outs = tick(&mut e, SOL, 13_770, wide, 1, 1_000);
+    assert!(liquidations(&outs).is_empty(), "{outs:?}");
+    assert_eq!(e.open_jobs(), 1);
+    // Narrow spread, 10 SOL at the bid: a child of 25 % of it, 2.5 SOL.
+    let narrow = Book {
+        bid_px: 13_765,
+        ask_px: 13_775,
+        bid_qty: 10_000,
+        ask_qty: 10_000,
+    };
+    let liq = liquidations(&tick(&mut e, SOL, 13_770, narrow, 2, 2_000));
+    assert_eq!(liq.len(), 1);
+    assert_eq!(liq[0].qty, 2_500);
+    assert_eq!(liq[0].limit_px, 13_500);
+    // While it is out (no fill, not timed out), no second child.
+    assert!(liquidations(&tick(&mut e, SOL, 13_770, narrow, 3, 3_000)).is_empty());
+    // Filled: the next tick sends the next slice.
+    fill(&mut e, liq[0].order_id, 7, -2_500, 13_765, 4, 4_000);
+    let next = liquidations(&tick(&mut e, SOL, 13_770, narrow, 5, 5_000));
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].qty, 2_500);
+    assert_ne!(next[0].order_id, liq[0].order_id);
+}
+
+#[test]
+fn an_isolated_liquidation_leaves_the_rest_of_the_account_alone() {
+    // Cross ETH long on a big wallet, and an isolated SOL long with 1,500 margin.
+    let a = account(
+        9,
+        "100000",
+        &[
+            (ETH, 1_000, 300_000, MarginMode::Cross, "0"),
+            (SOL, 100_000, 15_000, MarginMode::Isolated, "1500"),
+        ],
+    );
+    let mut e = engine(vec![a]);
+    let liq = liquidations(&tick(&mut e, SOL, 13_600, Book::default(), 1, 1_000));
+    assert_eq!(liq.len(), 1);
+    assert_eq!(liq[0].qty, 100_000);
+    fill(&mut e, liq[0].order_id, 9, -100_000, 13_550, 2, 2_000);
+    let acc = &e.accounts()[0];
+    assert_eq!(acc.wallet(), money("100000"), "the wallet is untouched");
+    assert_eq!(acc.positions().len(), 1);
+    assert_eq!(acc.positions()[0].instrument(), InstrumentId(ETH));
+    assert_eq!(acc.positions()[0].qty(), Qty(1_000));
+    assert_eq!(e.unit_state(0), Some(UnitState::Healthy));
+    // (135.50 − 150)·100 = −1450 and the 67.75 fee against 1,500 of margin leave −17.75: paid
+    // by the fund. The fund ends 50 up, as in the cross case: the position closed out at 135.00.
+    assert_eq!(e.fund().fees(), money("67.75"));
+    assert_eq!(e.fund().covered(), money("17.75"));
+    assert_eq!(e.fund().balance(), money("50"));
+}
+
+#[test]
+fn a_bankrupt_position_is_deleveraged_against_the_best_ranked_counterparty() {
+    // Bankrupt long (BP 135.00) and three shorts of 40 SOL entered at 160, 155 and 150.
+    let shorts = [(11, 16_000), (12, 15_500), (13, 15_000)];
+    let mut accounts = vec![sol_long(7)];
+    for (id, entry) in shorts {
+        accounts.push(account(
+            id,
+            "2000",
+            &[(SOL, -40_000, entry, MarginMode::Cross, "0")],
+        ));
+    }
+    let mut e = engine(accounts);
+    // A gap to 130.00: the long is beyond bankruptcy; its order at 135.00 cannot fill: ADL now.
+    let outs = tick(&mut e, SOL, 13_000, Book::default(), 1, 1_000);
+    let adl: Vec<shm::Adl> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    // Highest profit first: the short from 160 (profit 18.75 %), then 155, then 150.
+    assert_eq!(
+        adl.iter().map(|a| a.account).collect::<Vec<_>>(),
+        vec![11, 12, 13]
+    );
+    assert_eq!(
+        adl.iter().map(|a| a.qty).collect::<Vec<_>>(),
+        vec![40_000, 40_000, 20_000]
+    );
+    assert!(
+        adl.iter()
+            .all(|a| a.price_px == 13_500 && a.bankrupt_account == 7)
+    );
+    assert!(adl.iter().all(|a| a.side == Side::Buy));
+    assert!(e.accounts()[0].positions().is_empty());
+    assert_eq!(e.accounts()[3].positions()[0].qty(), Qty(-20_000));
+    // The long closed at its bankruptcy price: nothing left, nothing owed.
+    assert_eq!(e.accounts()[0].wallet(), Money::ZERO);
+    assert_eq!(e.fund().covered(), Money::ZERO);
+    // Short from 160 realised (160 − 135)·40 = 1,000.
+    assert_eq!(e.accounts()[1].wallet(), money("3000"));
+}
+
+#[test]
+fn an_unfilled_job_is_deleveraged_after_the_deadline() {
+    let mut accounts = vec![sol_long(7)];
+    accounts.push(account(
+        11,
+        "5000",
+        &[(SOL, -100_000, 15_000, MarginMode::Cross, "0")],
+    ));
+    let mut e = engine(accounts);
+    let liq = liquidations(&tick(
+        &mut e,
+        SOL,
+        13_770,
+        Book::default(),
+        1,
+        1_000_000_000,
+    ));
+    assert_eq!(liq.len(), 1);
+    // No fill. 4 s later: still waiting (the child timed out, a new one goes out).
+    let again = liquidations(&tick(
+        &mut e,
+        SOL,
+        13_770,
+        Book::default(),
+        2,
+        5_000_000_000,
+    ));
+    assert_eq!(again.len(), 1);
+    assert!(e.accounts()[0].positions()[0].qty() == Qty(100_000));
+    // After the 5 s deadline without progress (and the child timed out): ADL at the limit.
+    let outs = tick(&mut e, SOL, 13_770, Book::default(), 3, 6_100_000_000);
+    let adl: Vec<_> = outs
+        .iter()
+        .filter(|o| matches!(o, Output::Adl(_)))
+        .collect();
+    assert_eq!(adl.len(), 1, "{outs:?}");
+    assert_eq!(e.accounts()[0].positions()[0].qty(), Qty(100_000 - 48_443));
+}
+
+#[test]
+fn a_cross_account_is_cut_in_the_calm_instrument_first() {
+    // ETH and SOL longs; ETH made volatile by a few swings before the crash.
+    let a = account(
+        5,
+        "2400",
+        &[
+            (ETH, 5_000, 300_000, MarginMode::Cross, "0"),
+            (SOL, 100_000, 15_000, MarginMode::Cross, "0"),
+        ],
+    );
+    let mut e = engine(vec![a]);
+    for (i, p) in [306_000, 294_000, 306_000, 300_000].into_iter().enumerate() {
+        tick(&mut e, ETH, p, Book::default(), i as u64, 0);
+    }
+    // SOL falls until the account is liquidatable.
+    let mut liq = Vec::new();
+    let mut p = 15_000;
+    while liq.is_empty() && p > 10_000 {
+        p -= 20;
+        liq = liquidations(&tick(&mut e, SOL, p, Book::default(), 10, 0));
+    }
+    assert_eq!(liq.len(), 1, "one position is enough to restore the target");
+    assert_eq!(
+        liq[0].instrument, SOL,
+        "SOL moved in small steps, ETH swung"
+    );
+}
+
+#[test]
+fn margin_calls_fire_once_per_crossing_and_rearm_below_the_lower_level() {
+    let mut e = engine(vec![sol_long(7)]);
+    let calls = |outs: &[Output]| {
+        outs.iter()
+            .filter(|o| matches!(o, Output::MarginCall(_)))
+            .count()
+    };
+    // Ratio = 2p / (100p − 13,500). 0.8 at p ≈ 138.46; 0.7 at p ≈ 138.99.
+    assert_eq!(calls(&tick(&mut e, SOL, 13_840, Book::default(), 1, 0)), 1);
+    assert_eq!(calls(&tick(&mut e, SOL, 13_830, Book::default(), 2, 0)), 0);
+    // Back to 0.75 (between the levels): not re-armed.
+    assert_eq!(calls(&tick(&mut e, SOL, 13_870, Book::default(), 3, 0)), 0);
+    assert_eq!(calls(&tick(&mut e, SOL, 13_840, Book::default(), 4, 0)), 0);
+    // Below 0.7: re-armed; crossing 0.8 again calls again.
+    assert_eq!(calls(&tick(&mut e, SOL, 14_000, Book::default(), 5, 0)), 0);
+    assert_eq!(e.unit_state(0), Some(UnitState::Healthy));
+    assert_eq!(calls(&tick(&mut e, SOL, 13_840, Book::default(), 6, 0)), 1);
+    assert_eq!(e.counters().margin_calls, 2);
+}
