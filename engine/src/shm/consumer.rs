@@ -93,7 +93,7 @@ impl Consumer {
             commit = commit_word.load(Ordering::Acquire);
             if commit != want {
                 let cap = self.ring.capacity();
-                return if commit > want && (commit - want) % cap == 0 {
+                return if commit > want && (commit - want).is_multiple_of(cap) {
                     Slot::Overrun { seq: commit - 1 }
                 } else {
                     Slot::Torn { commit }

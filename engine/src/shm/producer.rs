@@ -147,7 +147,7 @@ impl Producer {
                         } else {
                             std::thread::sleep(Duration::from_micros(50));
                         }
-                        if rounds % 64 == 0 {
+                        if rounds.is_multiple_of(64) {
                             // Still alive while blocked on a slow consumer.
                             self.stamp_heartbeat(clock::now_ns());
                         }
