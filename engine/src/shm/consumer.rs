@@ -100,24 +100,22 @@ impl Consumer {
                 };
             }
         }
-        {
-            let slot = self.ring.slot(pos);
-            let mut w = [0u64; 8];
-            w[0] = commit;
-            for (i, word) in w.iter_mut().enumerate().skip(1) {
-                // SAFETY: slot + i (i < 8) lies inside the slot; the producer does not write this
-                // slot again before we release it (checked again below).
-                *word = unsafe { core::ptr::read_volatile(slot.add(i)) };
-            }
-            // Acquire fence: orders the payload reads above before the re-check below, so a
-            // producer that broke protocol and rewrote the slot meanwhile is caught.
-            fence(Ordering::Acquire);
-            let again = commit_word.load(Ordering::Relaxed);
-            if again != commit {
-                return Slot::Torn { commit: again };
-            }
-            Slot::Ready(Record::from_words(w))
+        let slot = self.ring.slot(pos);
+        let mut w = [0u64; 8];
+        w[0] = commit;
+        for (i, word) in w.iter_mut().enumerate().skip(1) {
+            // SAFETY: slot + i (i < 8) lies inside the slot; the producer does not write this
+            // slot again before we release it (checked again below).
+            *word = unsafe { core::ptr::read_volatile(slot.add(i)) };
         }
+        // Acquire fence: orders the payload reads above before the re-check below, so a
+        // producer that broke protocol and rewrote the slot meanwhile is caught.
+        fence(Ordering::Acquire);
+        let again = commit_word.load(Ordering::Relaxed);
+        if again != commit {
+            return Slot::Torn { commit: again };
+        }
+        Slot::Ready(Record::from_words(w))
     }
 
     /// Moves past the current position (after a `Ready` or `Torn` slot).

@@ -89,7 +89,7 @@ pub enum ShmError {
     },
     /// A feed ring was opened as an orders ring or the reverse.
     #[error(
-        "ring file {path} is a {found} ring, expected a {expected} ring: check which path was passed"
+        "ring file {path} is of kind {found}, expected kind {expected}: check which path was passed"
     )]
     WrongKind {
         /// File concerned.
