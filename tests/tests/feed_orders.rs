@@ -18,8 +18,8 @@ fn every_output_kind_is_dumped_by_another_process() -> Result<()> {
         Output::MarginCall(MarginCall {
             account: 11,
             ratio_e9: 850_000_000,
-            equity_money: 1_000_00000000,
-            mm_money: 850_00000000,
+            equity_money: 100_000_000_000,
+            mm_money: 85_000_000_000,
             input_seq: 41,
         }),
         Output::Liquidation(Liquidation {
