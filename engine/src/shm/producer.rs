@@ -53,9 +53,12 @@ impl Producer {
         let mut cursor = h.producer_cursor;
         // A producer that died between committing a record and storing its cursor left the
         // record committed: skip it rather than publish that position twice.
+        // Acquire: pairs with the Release store of the commit word in Producer::publish.
         while ring.commit_word(cursor).load(Ordering::Acquire) == cursor + 1 {
             cursor += 1;
         }
+        // Release: pairs with the Acquire load of the closed word in RingFile::header; the ring
+        // is open again before any new record appears.
         ring.word(off::PRODUCER_CLOSED).store(0, Ordering::Release);
         ring.word32(off::PRODUCER_PID)
             .store(std::process::id(), Ordering::Relaxed);
