@@ -76,7 +76,12 @@ impl Consumer {
     /// Inspects the slot at the current position without advancing.
     pub fn peek(&self) -> Slot {
         let pos = self.cursor;
-        let want = pos + 1;
+        let want = pos.wrapping_add(1);
+        if want == 0 {
+            // Sequence space exhausted: reachable only through a corrupt cursor, and a commit word
+            // of 0 means "never written", so nothing here can be ready.
+            return Slot::Empty;
+        }
         let commit_word = self.ring.commit_word(pos);
         // Acquire: pairs with the Release store of the commit word in Producer::publish; the
         // payload words read below were written before it.
@@ -120,7 +125,7 @@ impl Consumer {
 
     /// Moves past the current position (after a `Ready` or `Torn` slot).
     pub fn advance(&mut self) {
-        self.cursor += 1;
+        self.cursor = self.cursor.wrapping_add(1);
     }
 
     /// Jumps forward to `seq` (after an `Overrun`). Never moves backwards.

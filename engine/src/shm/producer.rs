@@ -22,7 +22,8 @@ const HEARTBEAT_EVERY_NS: u64 = 1_000_000;
 ///
 /// Invariant: `consumer_seen <= cursor <= consumer_seen + capacity`, where `consumer_seen` is a
 /// value the consumer cursor had at some point (it only grows), so a slot is written only after
-/// the consumer released it.
+/// the consumer released it. A consumer cursor ahead of the producer's (a corrupt header) counts as
+/// an empty ring, never as an arithmetic overflow.
 pub struct Producer {
     ring: RingFile,
     cursor: u64,
@@ -54,8 +55,8 @@ impl Producer {
         // A producer that died between committing a record and storing its cursor left the
         // record committed: skip it rather than publish that position twice.
         // Acquire: pairs with the Release store of the commit word in Producer::publish.
-        while ring.commit_word(cursor).load(Ordering::Acquire) == cursor + 1 {
-            cursor += 1;
+        while ring.commit_word(cursor).load(Ordering::Acquire) == cursor.wrapping_add(1) {
+            cursor = cursor.wrapping_add(1);
         }
         // Release: pairs with the Acquire load of the closed word in RingFile::header; the ring
         // is open again before any new record appears.
@@ -102,11 +103,11 @@ impl Producer {
     /// Returns the record's sequence number.
     pub fn try_push(&mut self, record: Record) -> Result<u64, Full> {
         let cap = self.ring.capacity();
-        if self.cursor - self.consumer_seen >= cap {
+        if self.cursor.saturating_sub(self.consumer_seen) >= cap {
             // Acquire: pairs with the Release store in Consumer::release; after it, the consumer
             // has finished copying every slot below the loaded cursor.
             self.consumer_seen = self.ring.word(off::CONSUMER_CURSOR).load(Ordering::Acquire);
-            if self.cursor.wrapping_sub(self.consumer_seen) >= cap {
+            if self.cursor.saturating_sub(self.consumer_seen) >= cap {
                 return Err(Full(record));
             }
         }
@@ -115,7 +116,7 @@ impl Producer {
         if now.wrapping_sub(self.last_heartbeat_ns) >= HEARTBEAT_EVERY_NS {
             self.stamp_heartbeat(now);
         }
-        Ok(self.cursor - 1)
+        Ok(self.cursor.wrapping_sub(1))
     }
 
     /// Publishes `record`, waiting (spin, then yield, then short sleeps) while the ring is full.
@@ -163,7 +164,7 @@ impl Producer {
     fn publish(&mut self, record: Record, now: u64) {
         let seq = self.cursor;
         let mut words = record.to_words();
-        words[0] = seq + 1;
+        words[0] = seq.wrapping_add(1);
         words[1] = now;
         let slot = self.ring.slot(seq);
         for (i, w) in words.iter().enumerate().skip(1) {
@@ -176,7 +177,7 @@ impl Producer {
         self.ring
             .commit_word(seq)
             .store(words[0], Ordering::Release);
-        self.cursor = seq + 1;
+        self.cursor = seq.wrapping_add(1);
         // Release: pairs with the Acquire loads of the producer cursor in Consumer::peek and
         // RingFile::header (a cursor is never seen ahead of its committed records).
         self.ring
@@ -204,6 +205,6 @@ impl Producer {
         // that sees it closed also sees every record before it.
         self.ring
             .word(off::PRODUCER_CLOSED)
-            .store(self.cursor + 1, Ordering::Release);
+            .store(self.cursor.wrapping_add(1), Ordering::Release);
     }
 }
