@@ -109,6 +109,18 @@ pub enum ShmError {
         /// Decimals of this build.
         expected: u32,
     },
+    /// Another process is still publishing into the ring.
+    #[error(
+        "ring file {path} has a live producer (pid {pid}, heartbeat {age_ms} ms ago): stop it first, or pass --create to replace the ring"
+    )]
+    LiveProducer {
+        /// File concerned.
+        path: PathBuf,
+        /// The live producer's pid.
+        pid: u32,
+        /// Age of its last heartbeat in milliseconds.
+        age_ms: u64,
+    },
     /// A requested capacity is not usable.
     #[error("capacity {requested} is not a power of two in {min}..={max}; pick e.g. 65536", min = super::MIN_CAPACITY, max = super::MAX_CAPACITY)]
     InvalidCapacity {

@@ -18,6 +18,24 @@ pub struct Full(pub Record);
 /// How often the producer refreshes its heartbeat word while publishing or waiting.
 const HEARTBEAT_EVERY_NS: u64 = 1_000_000;
 
+/// A producer whose process exists and whose heartbeat is younger than this is considered live;
+/// [`Producer::attach`] refuses to become a second producer beside it.
+const LIVE_PRODUCER_NS: u64 = 2_000_000_000;
+
+/// True when a process with this pid exists (`kill(pid, 0)` succeeds or is merely not permitted).
+fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
 /// Single producer of a ring file.
 ///
 /// Invariant: `consumer_seen <= cursor <= consumer_seen + capacity`, where `consumer_seen` is a
@@ -42,6 +60,7 @@ impl Producer {
 
     /// Attaches to an existing ring file as its (new) producer and resumes at the header's
     /// producer cursor. The pid word is replaced, which the consumer reports as a restart.
+    /// Refused while another live process is still producing into the ring.
     pub fn attach(path: &Path, kind: RingKind) -> Result<Producer, ShmError> {
         let ring = RingFile::open(
             path,
@@ -51,6 +70,18 @@ impl Producer {
             },
         )?;
         let h = ring.header();
+        let age_ns = clock::now_ns().saturating_sub(h.producer_heartbeat_ns);
+        if h.producer_closed == 0
+            && h.producer_pid != std::process::id()
+            && age_ns < LIVE_PRODUCER_NS
+            && process_exists(h.producer_pid)
+        {
+            return Err(ShmError::LiveProducer {
+                path: path.to_path_buf(),
+                pid: h.producer_pid,
+                age_ms: age_ns / 1_000_000,
+            });
+        }
         let mut cursor = h.producer_cursor;
         // A producer that died between committing a record and storing its cursor left the
         // record committed: skip it rather than publish that position twice.

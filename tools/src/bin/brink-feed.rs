@@ -191,7 +191,7 @@ impl Source {
                     Err(e) => {
                         *errors += 1;
                         if *errors <= 5 {
-                            eprintln!("brink-feed: skipped: {e}");
+                            eprintln!("brink-feed: row refused: {e}");
                         }
                     }
                 }
@@ -229,7 +229,7 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
         Producer::create(&path, RingKind::Feed, a.capacity)?
     } else {
         Producer::attach(&path, RingKind::Feed)
-            .with_context(|| "attach failed; pass --create to make a new ring")?
+            .with_context(|| format!("cannot attach to {}", path.display()))?
     };
     let first_seq = producer.published();
     let heartbeat_ns = a.heartbeat_ms.saturating_mul(1_000_000);
