@@ -113,7 +113,7 @@ impl Iterator for Synthetic {
             index_px,
             // mark ≥ 1 and half ≥ 1, so bid ≤ mark < ask.
             bid_px: (mark_px - half).max(1),
-            ask_px: mark_px + half,
+            ask_px: mark_px.saturating_add(half),
             bid_qty: bid_qty.max(1),
             ask_qty: ask_qty.max(1),
         }))

@@ -202,6 +202,11 @@ impl Source {
 
 fn publish(a: PublishArgs) -> Result<ExitCode> {
     let path = default_feed(a.feed);
+    if a.price_decimals > 18 || a.qty_decimals > 18 {
+        bail!(
+            "--price-decimals and --qty-decimals must be at most 18 (an i64 holds 18 decimal digits)"
+        );
+    }
     let mut source = match (&a.file, a.synthetic) {
         (Some(file), _) => {
             let scaling = Scaling {
