@@ -49,9 +49,7 @@ fn check_behaviour() {
     assert!(t1 >= t0);
     drop(rec);
     collector.collect().expect("collect");
-    collector
-        .close_interval::<Vec<u8>>(clock::now_ns(), None)
-        .expect("close");
+    collector.close_interval(clock::now_ns()).expect("close");
     let report = collector.cumulative(clock::now_ns());
     assert_eq!(
         report.get("risk").map(|s| s.count),

@@ -263,33 +263,36 @@ impl Collector {
         Ok(merged)
     }
 
-    /// Closes the open interval at `now_ns`: writes one log line per hop of the topology (empty
-    /// ones included, so the log's timeline is regular), folds the interval into the cumulative
-    /// totals and returns the interval's report.
-    pub fn close_interval<W: Write>(
-        &mut self,
-        now_ns: u64,
-        log: Option<&mut IntervalLog<W>>,
-    ) -> Result<Report, TelemetryError> {
-        let start_ns = self.interval_start_ns;
-        let length_ns = now_ns.saturating_sub(start_ns);
-        if let Some(log) = log {
-            let offset = Duration::from_nanos(start_ns.saturating_sub(self.run_start_ns));
-            let length = Duration::from_nanos(length_ns);
-            for hop in self.hops.iter() {
-                log.write(
-                    hop.name(),
-                    &self.interval.hists[hop.index()],
-                    offset,
-                    length,
-                )?;
-            }
-        }
+    /// Closes the open interval at `now_ns`: folds it into the cumulative totals and returns the
+    /// interval's report.
+    pub fn close_interval(&mut self, now_ns: u64) -> Result<Report, TelemetryError> {
+        let length_ns = now_ns.saturating_sub(self.interval_start_ns);
         let report = self.interval.report(self.hops, length_ns);
         self.cumulative.add(&self.interval)?;
         self.interval.reset();
         self.interval_start_ns = now_ns;
         Ok(report)
+    }
+
+    /// [`Collector::close_interval`], first writing one log line per hop of the topology (empty
+    /// ones included, so the log's timeline stays regular).
+    pub fn close_interval_logged<W: Write>(
+        &mut self,
+        now_ns: u64,
+        log: &mut IntervalLog<W>,
+    ) -> Result<Report, TelemetryError> {
+        let start_ns = self.interval_start_ns;
+        let offset = Duration::from_nanos(start_ns.saturating_sub(self.run_start_ns));
+        let length = Duration::from_nanos(now_ns.saturating_sub(start_ns));
+        for hop in self.hops.iter() {
+            log.write(
+                hop.name(),
+                &self.interval.hists[hop.index()],
+                offset,
+                length,
+            )?;
+        }
+        self.close_interval(now_ns)
     }
 
     /// The report over every closed interval, from the start of the run to `now_ns`.
@@ -350,10 +353,7 @@ impl Collector {
             if let Some(at) = pending_close
                 && (self.answered() || now.saturating_sub(at) >= grace_ns)
             {
-                self.close_interval(at, log.as_mut())?;
-                if let Some(l) = log.as_mut() {
-                    l.flush()?;
-                }
+                self.close_with(at, log.as_mut())?;
                 pending_close = None;
             }
             if let (Some(r), Some(next)) = (report_ns, next_report.as_mut())
@@ -384,13 +384,25 @@ impl Collector {
             std::thread::sleep(Duration::from_millis(1));
         }
         let end = clock::now_ns();
-        self.close_interval(end, log.as_mut())?;
-        if let Some(l) = log.as_mut() {
-            l.flush()?;
-        }
+        self.close_with(end, log.as_mut())?;
         let report = self.cumulative(end);
         on_report(ReportCause::Shutdown, &report);
         Ok(report)
+    }
+
+    fn close_with<W: Write>(
+        &mut self,
+        now_ns: u64,
+        log: Option<&mut IntervalLog<W>>,
+    ) -> Result<Report, TelemetryError> {
+        match log {
+            Some(log) => {
+                let report = self.close_interval_logged(now_ns, log)?;
+                log.flush()?;
+                Ok(report)
+            }
+            None => self.close_interval(now_ns),
+        }
     }
 
     /// Runs [`Collector::run`] on a new unpinned thread named `brink-telemetry`.
@@ -454,15 +466,13 @@ mod tests {
             collector.request_snapshots();
             requests += 1;
             let now = clock::now_ns();
-            collector.close_interval::<Vec<u8>>(now, None).unwrap();
+            collector.close_interval(now).unwrap();
             std::thread::yield_now();
         }
         let handed = stage.join().unwrap();
         collector.collect().unwrap();
         assert_eq!(collector.open_stages().count(), 0, "last snapshot seen");
-        collector
-            .close_interval::<Vec<u8>>(clock::now_ns(), None)
-            .unwrap();
+        collector.close_interval(clock::now_ns()).unwrap();
         let report = collector.cumulative(clock::now_ns());
         assert_eq!(report.get("risk").unwrap().count, n);
         assert_eq!(report.get("e2e").unwrap().count, n.div_ceil(3));
