@@ -168,6 +168,22 @@ fn a_publisher_attaching_to_the_same_file_resumes_without_loss() -> Result<()> {
     let mut consumer = Consumer::spawn(&feed, "2")?;
     let mut a = endless_publisher(&feed, true)?;
     wait_consumed(&feed, 100)?;
+    // A second producer beside a live one is refused.
+    let second = run(&[
+        "publish",
+        "--feed",
+        s(&feed),
+        "--synthetic",
+        "1",
+        "--limit",
+        "1",
+    ])?;
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("live producer (pid {}", a.id())),
+        "{err}"
+    );
     a.kill()?;
     a.wait()?;
     consumer.wait_alert("producer_stale")?;

@@ -182,6 +182,8 @@ pub struct FileSource {
     pending: [Input; 4],
     pending_len: usize,
     pending_at: usize,
+    /// Set after an I/O error (e.g. corrupt gzip): the stream cannot be trusted past it.
+    failed: bool,
 }
 
 impl FileSource {
@@ -236,6 +238,7 @@ impl FileSource {
             pending: [Input::Heartbeat(crate::shm::Heartbeat::default()); 4],
             pending_len: 0,
             pending_at: 0,
+            failed: false,
         })
     }
 
@@ -321,10 +324,14 @@ impl Iterator for FileSource {
             self.pending_at += 1;
             return Some(Ok(self.pending[self.pending_at - 1]));
         }
+        if self.failed {
+            return None;
+        }
         let row = match self.rows.next()? {
             Ok(row) => row,
             Err(source) => {
                 self.line += 1;
+                self.failed = source.is_io_error();
                 return Some(Err(FeedError::Csv {
                     path: self.path.clone(),
                     line: self.line,

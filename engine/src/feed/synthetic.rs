@@ -111,8 +111,9 @@ impl Iterator for Synthetic {
             instrument: i,
             mark_px,
             index_px,
+            // mark ≥ 1 and half ≥ 1, so bid ≤ mark < ask.
             bid_px: (mark_px - half).max(1),
-            ask_px: mark_px + half.max(1) + i64::from(mark_px - half < 1),
+            ask_px: mark_px.saturating_add(half),
             bid_qty: bid_qty.max(1),
             ask_qty: ask_qty.max(1),
         }))

@@ -182,3 +182,28 @@ fn real_files_replay_when_present() {
         );
     }
 }
+
+#[test]
+fn a_corrupt_gzip_ends_the_stream_with_one_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gz = dir.path().join("t.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut text = String::from("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n");
+    for i in 0..5_000 {
+        text.push_str(&format!("x,B,{i},{i},{i},buy,{}.5,1\n", 100 + i % 7));
+    }
+    enc.write_all(text.as_bytes()).expect("write");
+    let mut bytes = enc.finish().expect("finish");
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..n / 2 + 64] {
+        *b = !*b;
+    }
+    std::fs::write(&gz, bytes).expect("write gz");
+    let results: Vec<Result<Input, FeedError>> = match FileSource::open(&gz, Scaling::default()) {
+        Ok(src) => src.take(10_000).collect(),
+        Err(e) => vec![Err(e)],
+    };
+    let errors = results.iter().filter(|r| r.is_err()).count();
+    assert!(results.len() < 5_000, "read past the corruption");
+    assert!((1..=2).contains(&errors), "{errors} errors");
+}

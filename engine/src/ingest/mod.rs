@@ -178,7 +178,7 @@ impl Ingest {
                 }
                 Slot::Overrun { seq } => {
                     self.counters.gaps += 1;
-                    self.counters.gap_records += seq - pos;
+                    self.counters.gap_records = self.counters.gap_records.saturating_add(seq - pos);
                     self.consumer.skip_to(seq);
                     self.alert(pos, alert_code::SEQUENCE_GAP, pos, seq, &mut out);
                 }
@@ -214,7 +214,8 @@ impl Ingest {
                 return PollStatus::Empty;
             }
         }
-        if h.producer_closed != 0 && self.consumer.position() + 1 >= h.producer_closed {
+        if h.producer_closed != 0 && self.consumer.position().saturating_add(1) >= h.producer_closed
+        {
             return PollStatus::Closed;
         }
         let age = now.saturating_sub(h.producer_heartbeat_ns);

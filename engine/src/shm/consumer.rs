@@ -76,7 +76,12 @@ impl Consumer {
     /// Inspects the slot at the current position without advancing.
     pub fn peek(&self) -> Slot {
         let pos = self.cursor;
-        let want = pos + 1;
+        let want = pos.wrapping_add(1);
+        if want == 0 {
+            // Sequence space exhausted: reachable only through a corrupt cursor, and a commit word
+            // of 0 means "never written", so nothing here can be ready.
+            return Slot::Empty;
+        }
         let commit_word = self.ring.commit_word(pos);
         // Acquire: pairs with the Release store of the commit word in Producer::publish; the
         // payload words read below were written before it.
@@ -93,36 +98,34 @@ impl Consumer {
             commit = commit_word.load(Ordering::Acquire);
             if commit != want {
                 let cap = self.ring.capacity();
-                return if commit > want && (commit - want) % cap == 0 {
+                return if commit > want && (commit - want).is_multiple_of(cap) {
                     Slot::Overrun { seq: commit - 1 }
                 } else {
                     Slot::Torn { commit }
                 };
             }
         }
-        {
-            let slot = self.ring.slot(pos);
-            let mut w = [0u64; 8];
-            w[0] = commit;
-            for (i, word) in w.iter_mut().enumerate().skip(1) {
-                // SAFETY: slot + i (i < 8) lies inside the slot; the producer does not write this
-                // slot again before we release it (checked again below).
-                *word = unsafe { core::ptr::read_volatile(slot.add(i)) };
-            }
-            // Acquire fence: orders the payload reads above before the re-check below, so a
-            // producer that broke protocol and rewrote the slot meanwhile is caught.
-            fence(Ordering::Acquire);
-            let again = commit_word.load(Ordering::Relaxed);
-            if again != commit {
-                return Slot::Torn { commit: again };
-            }
-            Slot::Ready(Record::from_words(w))
+        let slot = self.ring.slot(pos);
+        let mut w = [0u64; 8];
+        w[0] = commit;
+        for (i, word) in w.iter_mut().enumerate().skip(1) {
+            // SAFETY: slot + i (i < 8) lies inside the slot; the producer does not write this
+            // slot again before we release it (checked again below).
+            *word = unsafe { core::ptr::read_volatile(slot.add(i)) };
         }
+        // Acquire fence: orders the payload reads above before the re-check below, so a
+        // producer that broke protocol and rewrote the slot meanwhile is caught.
+        fence(Ordering::Acquire);
+        let again = commit_word.load(Ordering::Relaxed);
+        if again != commit {
+            return Slot::Torn { commit: again };
+        }
+        Slot::Ready(Record::from_words(w))
     }
 
     /// Moves past the current position (after a `Ready` or `Torn` slot).
     pub fn advance(&mut self) {
-        self.cursor += 1;
+        self.cursor = self.cursor.wrapping_add(1);
     }
 
     /// Jumps forward to `seq` (after an `Overrun`). Never moves backwards.

@@ -89,7 +89,7 @@ pub enum ShmError {
     },
     /// A feed ring was opened as an orders ring or the reverse.
     #[error(
-        "ring file {path} is a {found} ring, expected a {expected} ring: check which path was passed"
+        "ring file {path} is of kind {found}, expected kind {expected}: check which path was passed"
     )]
     WrongKind {
         /// File concerned.
@@ -108,6 +108,18 @@ pub enum ShmError {
         found: u32,
         /// Decimals of this build.
         expected: u32,
+    },
+    /// Another process is still publishing into the ring.
+    #[error(
+        "ring file {path} has a live producer (pid {pid}, heartbeat {age_ms} ms ago): stop it first, or pass --create to replace the ring"
+    )]
+    LiveProducer {
+        /// File concerned.
+        path: PathBuf,
+        /// The live producer's pid.
+        pid: u32,
+        /// Age of its last heartbeat in milliseconds.
+        age_ms: u64,
     },
     /// A requested capacity is not usable.
     #[error("capacity {requested} is not a power of two in {min}..={max}; pick e.g. 65536", min = super::MIN_CAPACITY, max = super::MAX_CAPACITY)]

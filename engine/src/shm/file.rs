@@ -283,7 +283,7 @@ impl RingFile {
 
     /// An atomic view of the header's 8-byte word at `offset`.
     pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
-        debug_assert!(offset % 8 == 0 && offset + 8 <= HEADER_SIZE);
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= HEADER_SIZE);
         // SAFETY: offset is 8-aligned and inside the header page of a live, page-aligned mapping;
         // the returned reference cannot outlive `self`, hence the mapping. All access to this word
         // from both processes is atomic.
@@ -292,7 +292,7 @@ impl RingFile {
 
     /// An atomic view of the header's 4-byte word at `offset`.
     pub(crate) fn word32(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset % 4 == 0 && offset + 4 <= HEADER_SIZE);
+        debug_assert!(offset.is_multiple_of(4) && offset + 4 <= HEADER_SIZE);
         // SAFETY: as in `word`, for a 4-aligned 4-byte word.
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
     }

@@ -329,10 +329,10 @@ mod tests {
         [
             Input::Tick(Tick {
                 instrument: 3,
-                mark_px: 12_345_67,
+                mark_px: 1_234_567,
                 index_px: -1,
-                bid_px: 12_345_00,
-                ask_px: 12_346_00,
+                bid_px: 1_234_500,
+                ask_px: 1_234_600,
                 bid_qty: u32::MAX,
                 ask_qty: 7,
             }),

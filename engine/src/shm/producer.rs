@@ -18,11 +18,30 @@ pub struct Full(pub Record);
 /// How often the producer refreshes its heartbeat word while publishing or waiting.
 const HEARTBEAT_EVERY_NS: u64 = 1_000_000;
 
+/// A producer whose process exists and whose heartbeat is younger than this is considered live;
+/// [`Producer::attach`] refuses to become a second producer beside it.
+const LIVE_PRODUCER_NS: u64 = 2_000_000_000;
+
+/// True when a process with this pid exists (`kill(pid, 0)` succeeds or is merely not permitted).
+fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
 /// Single producer of a ring file.
 ///
 /// Invariant: `consumer_seen <= cursor <= consumer_seen + capacity`, where `consumer_seen` is a
 /// value the consumer cursor had at some point (it only grows), so a slot is written only after
-/// the consumer released it.
+/// the consumer released it. A consumer cursor ahead of the producer's (a corrupt header) counts as
+/// an empty ring, never as an arithmetic overflow.
 pub struct Producer {
     ring: RingFile,
     cursor: u64,
@@ -41,6 +60,7 @@ impl Producer {
 
     /// Attaches to an existing ring file as its (new) producer and resumes at the header's
     /// producer cursor. The pid word is replaced, which the consumer reports as a restart.
+    /// Refused while another live process is still producing into the ring.
     pub fn attach(path: &Path, kind: RingKind) -> Result<Producer, ShmError> {
         let ring = RingFile::open(
             path,
@@ -50,12 +70,27 @@ impl Producer {
             },
         )?;
         let h = ring.header();
+        let age_ns = clock::now_ns().saturating_sub(h.producer_heartbeat_ns);
+        if h.producer_closed == 0
+            && h.producer_pid != std::process::id()
+            && age_ns < LIVE_PRODUCER_NS
+            && process_exists(h.producer_pid)
+        {
+            return Err(ShmError::LiveProducer {
+                path: path.to_path_buf(),
+                pid: h.producer_pid,
+                age_ms: age_ns / 1_000_000,
+            });
+        }
         let mut cursor = h.producer_cursor;
         // A producer that died between committing a record and storing its cursor left the
         // record committed: skip it rather than publish that position twice.
-        while ring.commit_word(cursor).load(Ordering::Acquire) == cursor + 1 {
-            cursor += 1;
+        // Acquire: pairs with the Release store of the commit word in Producer::publish.
+        while ring.commit_word(cursor).load(Ordering::Acquire) == cursor.wrapping_add(1) {
+            cursor = cursor.wrapping_add(1);
         }
+        // Release: pairs with the Acquire load of the closed word in RingFile::header; the ring
+        // is open again before any new record appears.
         ring.word(off::PRODUCER_CLOSED).store(0, Ordering::Release);
         ring.word32(off::PRODUCER_PID)
             .store(std::process::id(), Ordering::Relaxed);
@@ -99,11 +134,11 @@ impl Producer {
     /// Returns the record's sequence number.
     pub fn try_push(&mut self, record: Record) -> Result<u64, Full> {
         let cap = self.ring.capacity();
-        if self.cursor - self.consumer_seen >= cap {
+        if self.cursor.saturating_sub(self.consumer_seen) >= cap {
             // Acquire: pairs with the Release store in Consumer::release; after it, the consumer
             // has finished copying every slot below the loaded cursor.
             self.consumer_seen = self.ring.word(off::CONSUMER_CURSOR).load(Ordering::Acquire);
-            if self.cursor.wrapping_sub(self.consumer_seen) >= cap {
+            if self.cursor.saturating_sub(self.consumer_seen) >= cap {
                 return Err(Full(record));
             }
         }
@@ -112,7 +147,7 @@ impl Producer {
         if now.wrapping_sub(self.last_heartbeat_ns) >= HEARTBEAT_EVERY_NS {
             self.stamp_heartbeat(now);
         }
-        Ok(self.cursor - 1)
+        Ok(self.cursor.wrapping_sub(1))
     }
 
     /// Publishes `record`, waiting (spin, then yield, then short sleeps) while the ring is full.
@@ -147,7 +182,7 @@ impl Producer {
                         } else {
                             std::thread::sleep(Duration::from_micros(50));
                         }
-                        if rounds % 64 == 0 {
+                        if rounds.is_multiple_of(64) {
                             // Still alive while blocked on a slow consumer.
                             self.stamp_heartbeat(clock::now_ns());
                         }
@@ -160,7 +195,7 @@ impl Producer {
     fn publish(&mut self, record: Record, now: u64) {
         let seq = self.cursor;
         let mut words = record.to_words();
-        words[0] = seq + 1;
+        words[0] = seq.wrapping_add(1);
         words[1] = now;
         let slot = self.ring.slot(seq);
         for (i, w) in words.iter().enumerate().skip(1) {
@@ -173,7 +208,7 @@ impl Producer {
         self.ring
             .commit_word(seq)
             .store(words[0], Ordering::Release);
-        self.cursor = seq + 1;
+        self.cursor = seq.wrapping_add(1);
         // Release: pairs with the Acquire loads of the producer cursor in Consumer::peek and
         // RingFile::header (a cursor is never seen ahead of its committed records).
         self.ring
@@ -201,6 +236,6 @@ impl Producer {
         // that sees it closed also sees every record before it.
         self.ring
             .word(off::PRODUCER_CLOSED)
-            .store(self.cursor + 1, Ordering::Release);
+            .store(self.cursor.wrapping_add(1), Ordering::Release);
     }
 }

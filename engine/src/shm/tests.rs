@@ -180,3 +180,28 @@ fn bad_files_give_errors_naming_found_and_expected() {
         Err(ShmError::InvalidCapacity { requested: 3 })
     ));
 }
+
+#[test]
+fn cursors_at_the_end_of_u64_do_not_overflow() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let mut p = Producer::create(&path, RingKind::Feed, 4).expect("create");
+    let ring = p.ring();
+    ring.word(layout::off::CONSUMER_CURSOR)
+        .store(u64::MAX - 1, Ordering::Release);
+    ring.word(layout::off::PRODUCER_CURSOR)
+        .store(u64::MAX, Ordering::Release);
+    ring.commit_word(u64::MAX - 1)
+        .store(u64::MAX, Ordering::Release);
+    let mut c = Consumer::open(&path, Expect::default()).expect("open");
+    assert!(matches!(c.peek(), Slot::Ready(r) if r.seq() == Some(u64::MAX - 1)));
+    c.advance();
+    assert_eq!(c.peek(), Slot::Empty);
+    c.advance();
+    c.release();
+    // A consumer cursor ahead of the producer's is an empty ring for the producer.
+    assert!(p.try_push(tick(0)).is_ok());
+    drop(p);
+    let p2 = Producer::attach(&path, RingKind::Feed).expect("attach");
+    assert!(p2.published() > 0);
+}

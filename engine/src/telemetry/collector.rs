@@ -38,8 +38,8 @@ pub struct TelemetryConfig {
     pub report_every: Option<Duration>,
     /// Where to write the HdrHistogram interval log; `None` for no log.
     pub log_path: Option<PathBuf>,
-    /// How long to wait for recorders still alive at shutdown, and for late snapshots when an
-    /// interval closes is a tenth of `interval`.
+    /// How long to wait at shutdown for recorders still alive to answer the last snapshot
+    /// request. (When an interval closes, late snapshots are waited for a tenth of `interval`.)
     pub shutdown_grace: Duration,
 }
 
@@ -263,28 +263,10 @@ impl Collector {
         Ok(merged)
     }
 
-    /// Closes the open interval at `now_ns`: writes one log line per hop of the topology (empty
-    /// ones included, so the log's timeline is regular), folds the interval into the cumulative
-    /// totals and returns the interval's report.
-    pub fn close_interval<W: Write>(
-        &mut self,
-        now_ns: u64,
-        log: Option<&mut IntervalLog<W>>,
-    ) -> Result<Report, TelemetryError> {
-        let start_ns = self.interval_start_ns;
-        let length_ns = now_ns.saturating_sub(start_ns);
-        if let Some(log) = log {
-            let offset = Duration::from_nanos(start_ns.saturating_sub(self.run_start_ns));
-            let length = Duration::from_nanos(length_ns);
-            for hop in self.hops.iter() {
-                log.write(
-                    hop.name(),
-                    &self.interval.hists[hop.index()],
-                    offset,
-                    length,
-                )?;
-            }
-        }
+    /// Closes the open interval at `now_ns`: folds it into the cumulative totals and returns the
+    /// interval's report.
+    pub fn close_interval(&mut self, now_ns: u64) -> Result<Report, TelemetryError> {
+        let length_ns = now_ns.saturating_sub(self.interval_start_ns);
         let report = self.interval.report(self.hops, length_ns);
         self.cumulative.add(&self.interval)?;
         self.interval.reset();
@@ -292,10 +274,34 @@ impl Collector {
         Ok(report)
     }
 
-    /// The report over every closed interval, from the start of the run to `now_ns`.
-    pub fn cumulative(&self, now_ns: u64) -> Report {
-        self.cumulative
-            .report(self.hops, now_ns.saturating_sub(self.run_start_ns))
+    /// [`Collector::close_interval`], first writing one log line per hop of the topology (empty
+    /// ones included, so the log's timeline stays regular).
+    pub fn close_interval_logged<W: Write>(
+        &mut self,
+        now_ns: u64,
+        log: &mut IntervalLog<W>,
+    ) -> Result<Report, TelemetryError> {
+        let start_ns = self.interval_start_ns;
+        let offset = Duration::from_nanos(start_ns.saturating_sub(self.run_start_ns));
+        let length = Duration::from_nanos(now_ns.saturating_sub(start_ns));
+        for hop in self.hops.iter() {
+            log.write(
+                hop.name(),
+                &self.interval.hists[hop.index()],
+                offset,
+                length,
+            )?;
+        }
+        self.close_interval(now_ns)
+    }
+
+    /// The report over every closed interval: from the start of the run to the last
+    /// [`Collector::close_interval`]. Samples of the open interval are not in it yet.
+    pub fn cumulative(&self) -> Report {
+        self.cumulative.report(
+            self.hops,
+            self.interval_start_ns.saturating_sub(self.run_start_ns),
+        )
     }
 
     /// The cumulative histogram of `hop` (closed intervals only).
@@ -304,9 +310,10 @@ impl Collector {
     }
 
     /// The telemetry loop: collects every few ms, closes an interval (and writes the log) every
-    /// `config.interval`, calls `on_report` with the cumulative report every
-    /// `config.report_every` and whenever `request` is set, and returns the final cumulative
-    /// report once `stop` is set and the recorders have delivered their last snapshots.
+    /// `config.interval`, and returns the final cumulative report once `stop` is set and the
+    /// recorders have delivered their last snapshots. `on_report` gets the cumulative report at
+    /// the first interval close after each `config.report_every`, and whenever `request` is set
+    /// (the interval is then closed early, so the report includes samples up to the request).
     pub fn run(
         mut self,
         config: &TelemetryConfig,
@@ -335,11 +342,28 @@ impl Collector {
         let mut next_close = start_ns + interval_ns;
         let mut next_report = report_ns.map(|r| start_ns + r);
         let mut pending_close: Option<u64> = None;
+        let (mut want_periodic, mut want_requested) = (false, false);
         loop {
             // Relaxed: the flag carries no data; the recorders' data comes through the channels.
             let stopping = stop.load(Ordering::Relaxed);
             self.collect()?;
             let now = clock::now_ns();
+            if let (Some(r), Some(next)) = (report_ns, next_report.as_mut())
+                && now >= *next
+            {
+                want_periodic = true;
+                while *next <= now {
+                    *next += r;
+                }
+            }
+            if request.take() {
+                // Close the interval early so the report includes what was recorded until now.
+                want_requested = true;
+                if pending_close.is_none() {
+                    self.request_snapshots();
+                    pending_close = Some(now);
+                }
+            }
             if pending_close.is_none() && now >= next_close {
                 self.request_snapshots();
                 pending_close = Some(now);
@@ -350,22 +374,14 @@ impl Collector {
             if let Some(at) = pending_close
                 && (self.answered() || now.saturating_sub(at) >= grace_ns)
             {
-                self.close_interval(at, log.as_mut())?;
-                if let Some(l) = log.as_mut() {
-                    l.flush()?;
-                }
+                self.close_with(at, log.as_mut())?;
                 pending_close = None;
-            }
-            if let (Some(r), Some(next)) = (report_ns, next_report.as_mut())
-                && now >= *next
-            {
-                on_report(ReportCause::Interval, &self.cumulative(now));
-                while *next <= now {
-                    *next += r;
+                if std::mem::take(&mut want_periodic) {
+                    on_report(ReportCause::Interval, &self.cumulative());
                 }
-            }
-            if request.take() {
-                on_report(ReportCause::Requested, &self.cumulative(now));
+                if std::mem::take(&mut want_requested) {
+                    on_report(ReportCause::Requested, &self.cumulative());
+                }
             }
             if stopping {
                 break;
@@ -384,13 +400,25 @@ impl Collector {
             std::thread::sleep(Duration::from_millis(1));
         }
         let end = clock::now_ns();
-        self.close_interval(end, log.as_mut())?;
-        if let Some(l) = log.as_mut() {
-            l.flush()?;
-        }
-        let report = self.cumulative(end);
+        self.close_with(end, log.as_mut())?;
+        let report = self.cumulative();
         on_report(ReportCause::Shutdown, &report);
         Ok(report)
+    }
+
+    fn close_with<W: Write>(
+        &mut self,
+        now_ns: u64,
+        log: Option<&mut IntervalLog<W>>,
+    ) -> Result<Report, TelemetryError> {
+        match log {
+            Some(log) => {
+                let report = self.close_interval_logged(now_ns, log)?;
+                log.flush()?;
+                Ok(report)
+            }
+            None => self.close_interval(now_ns),
+        }
     }
 
     /// Runs [`Collector::run`] on a new unpinned thread named `brink-telemetry`.
@@ -407,6 +435,13 @@ impl Collector {
             .map_err(TelemetryError::Spawn)
     }
 }
+
+// Recorders move into stage threads; the collector moves into the telemetry thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Recorder>();
+    assert_send::<Collector>();
+};
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -454,16 +489,14 @@ mod tests {
             collector.request_snapshots();
             requests += 1;
             let now = clock::now_ns();
-            collector.close_interval::<Vec<u8>>(now, None).unwrap();
+            collector.close_interval(now).unwrap();
             std::thread::yield_now();
         }
         let handed = stage.join().unwrap();
         collector.collect().unwrap();
         assert_eq!(collector.open_stages().count(), 0, "last snapshot seen");
-        collector
-            .close_interval::<Vec<u8>>(clock::now_ns(), None)
-            .unwrap();
-        let report = collector.cumulative(clock::now_ns());
+        collector.close_interval(clock::now_ns()).unwrap();
+        let report = collector.cumulative();
         assert_eq!(report.get("risk").unwrap().count, n);
         assert_eq!(report.get("e2e").unwrap().count, n.div_ceil(3));
         assert!(report.get("feed").is_none());
@@ -524,8 +557,23 @@ mod tests {
             }
         }
         request.request();
-        let (cause, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The stages keep polling while idle, as they would in the engine.
+        let t1 = clock::now_ns();
+        let (cause, requested) = loop {
+            ingest.poll();
+            fused.poll();
+            if let Ok(got) = rx.try_recv() {
+                break got;
+            }
+            assert!(
+                clock::now_ns() - t1 < 10_000_000_000,
+                "no report 10 s after the request"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        };
         assert_eq!(cause, ReportCause::Requested);
+        let feed = requested.get("feed").unwrap().count;
+        assert!(feed > 0 && feed <= recorded, "{feed} of {recorded}");
         drop(ingest);
         drop(fused);
         stop.store(true, Ordering::Relaxed);

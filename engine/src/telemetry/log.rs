@@ -276,6 +276,53 @@ mod tests {
         }
     }
 
+    /// The reference implementation reads our logs: HdrHistogram's Java HistogramLogProcessor
+    /// (Debian package `libhdrhistogram-java`), when java and the jar are installed.
+    #[test]
+    fn java_histogram_log_processor_reads_the_log() {
+        let jar = "/usr/share/java/hdrhistogram.jar";
+        if !std::path::Path::new(jar).exists() {
+            println!("skipped: {jar} not installed (apt-get install libhdrhistogram-java)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("java.hlog");
+        let mut h = new_histogram().unwrap();
+        for v in 1..=20_000u64 {
+            h.record(v * 37).unwrap();
+        }
+        let mut log = IntervalLog::new(Vec::new(), SystemTime::now(), "").unwrap();
+        log.write("e2e", &h, Duration::ZERO, Duration::from_secs(1))
+            .unwrap();
+        log.write("feed", &h, Duration::ZERO, Duration::from_secs(1))
+            .unwrap();
+        std::fs::write(&path, log.into_inner()).unwrap();
+        let out = match std::process::Command::new("java")
+            .args(["-cp", jar, "org.HdrHistogram.HistogramLogProcessor", "-i"])
+            .arg(&path)
+            .args(["-tag", "e2e", "-outputValueUnitRatio", "1"])
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                println!("skipped: cannot run java ({e})");
+                return;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let field = |name: &str| -> f64 {
+            let at = text
+                .find(name)
+                .unwrap_or_else(|| panic!("{name} in {text}"));
+            let rest = text[at + name.len()..].trim_start_matches([' ', '=']);
+            let end = rest.find([',', ']']).unwrap();
+            rest[..end].trim().parse().unwrap()
+        };
+        assert_eq!(field("Total count"), h.len() as f64);
+        assert_eq!(field("Max"), h.max() as f64);
+    }
+
     #[test]
     fn bad_logs_are_typed_errors() {
         assert!(matches!(

@@ -249,6 +249,12 @@ impl ReportRequest {
         ReportRequest::default()
     }
 
+    /// The shared flag itself, for a caller that installs its own signal handling (e.g.
+    /// `signal_hook::flag::register(SIGUSR1, Arc::clone(request.flag()))`).
+    pub fn flag(&self) -> &Arc<AtomicBool> {
+        &self.flag
+    }
+
     /// Asks for a report.
     pub fn request(&self) {
         // Relaxed: the flag carries no data; the report reads only telemetry-owned state.
@@ -353,6 +359,8 @@ mod tests {
         r.clone().request();
         assert!(r.take());
         assert!(!r.take());
+        r.flag().store(true, Ordering::Relaxed);
+        assert!(r.take());
     }
 
     #[test]

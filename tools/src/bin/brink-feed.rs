@@ -191,7 +191,7 @@ impl Source {
                     Err(e) => {
                         *errors += 1;
                         if *errors <= 5 {
-                            eprintln!("brink-feed: skipped: {e}");
+                            eprintln!("brink-feed: row refused: {e}");
                         }
                     }
                 }
@@ -202,6 +202,11 @@ impl Source {
 
 fn publish(a: PublishArgs) -> Result<ExitCode> {
     let path = default_feed(a.feed);
+    if a.price_decimals > 18 || a.qty_decimals > 18 {
+        bail!(
+            "--price-decimals and --qty-decimals must be at most 18 (an i64 holds 18 decimal digits)"
+        );
+    }
     let mut source = match (&a.file, a.synthetic) {
         (Some(file), _) => {
             let scaling = Scaling {
@@ -229,7 +234,7 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
         Producer::create(&path, RingKind::Feed, a.capacity)?
     } else {
         Producer::attach(&path, RingKind::Feed)
-            .with_context(|| "attach failed; pass --create to make a new ring")?
+            .with_context(|| format!("cannot attach to {}", path.display()))?
     };
     let first_seq = producer.published();
     let heartbeat_ns = a.heartbeat_ms.saturating_mul(1_000_000);
@@ -363,6 +368,8 @@ fn consume(a: ConsumeArgs) -> Result<ExitCode> {
     let start = clock::now_ns();
     let timeout_ns = a.timeout_s.saturating_mul(1_000_000_000);
     let mut idle_rounds = 0u32;
+    let mut last_data_ns = start;
+    const QUIET_NS: u64 = 20_000_000;
     let (closed, timed_out) = loop {
         let status = ingest.poll(1024, |event| match event.body {
             FeedBody::Input(input) => {
@@ -415,16 +422,23 @@ fn consume(a: ConsumeArgs) -> Result<ExitCode> {
         }
         match status {
             PollStatus::Closed => break (true, false),
-            PollStatus::Data(_) => idle_rounds = 0,
+            PollStatus::Data(_) => {
+                idle_rounds = 0;
+                last_data_ns = clock::now_ns();
+            }
             PollStatus::Empty | PollStatus::Stale => {
                 idle_rounds = idle_rounds.saturating_add(1);
                 if clock::now_ns() - start > timeout_ns {
                     break (false, true);
                 }
-                if idle_rounds > 1_000 {
-                    std::thread::sleep(Duration::from_micros(100));
-                } else {
+                // Spin, then yield while the stream is recent, then nap once it has been quiet
+                // for a while (keeps latency low while data flows, the CPU free when it does not).
+                if idle_rounds <= 1_000 {
                     std::hint::spin_loop();
+                } else if clock::now_ns() - last_data_ns < QUIET_NS {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
                 }
             }
         }
