@@ -1,0 +1,131 @@
+//! Brink's SPSC ring against rtrb, crossbeam's ArrayQueue and bounded channel, and std's
+//! sync_channel: throughput (single items and 64-item batches, producer and consumer on two
+//! threads) and one-way latency percentiles, then one comparison table.
+//!
+//! `cargo bench -p brink-bench --bench ring` (about two minutes on a 2-vCPU VM). Every queue is
+//! first checked to deliver every item once and in order; then it is timed. Threads are pinned to
+//! the first two available cores when there are at least two.
+
+use std::time::Duration;
+
+use brink_bench::{
+    ArrayQueue, BrinkRing, Cores, CrossbeamChannel, Row, Rtrb, Spsc, StdSyncChannel, latency,
+    latency_histogram, median_rate, table, transfer,
+};
+use criterion::{Criterion, SamplingMode, Throughput};
+
+/// Items moved by the correctness check that precedes each queue's timing.
+const CHECK_ITEMS: u64 = 1_000_000;
+/// Gap between latency probes: slow enough that the queue is empty when a probe arrives.
+const PROBE_GAP_NS: u64 = 1_000;
+/// Latency rounds (queues interleaved, so VM noise spreads over all of them) and probes per round.
+const LATENCY_ROUNDS: u64 = 5;
+const PROBES_PER_ROUND: u64 = 100_000;
+/// Timed runs shorter than this are warm-up-sized and left out of the table's medians.
+const MIN_TABLE_ITEMS: u64 = 100_000;
+
+fn throughput<Q: Spsc<u64>>(c: &mut Criterion, cores: Cores, quick: bool, row: &mut Row) {
+    for batch in [1, 64] {
+        transfer::<Q>(if quick { 10_000 } else { CHECK_ITEMS }, batch, cores);
+    }
+    let mut group = c.benchmark_group("ring-throughput");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+    for batch in [1_usize, 64] {
+        let mut runs = Vec::new();
+        let id = format!(
+            "{}/{}",
+            Q::NAME,
+            if batch == 1 { "single" } else { "batch64" }
+        );
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let elapsed = transfer::<Q>(iters, batch, cores);
+                if iters >= MIN_TABLE_ITEMS {
+                    runs.push((iters, elapsed));
+                }
+                elapsed
+            })
+        });
+        let rate = median_rate(&runs);
+        if batch == 1 {
+            row.single_per_s = rate;
+        } else {
+            row.batch_per_s = rate;
+        }
+    }
+    group.finish();
+    row.name = Q::NAME;
+    row.native_batch = Q::NATIVE_BATCH;
+}
+
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cpus} CPU(s) available")
+}
+
+fn main() {
+    // Read the core list once, before any thread is pinned.
+    let available = brink::runtime::available_cores();
+    let cores = Cores::from_available(&available);
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then run a quick smoke pass.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let mut c = Criterion::default().without_plots().configure_from_args();
+
+    let mut rows = vec![Row::default(); 5];
+    throughput::<BrinkRing>(&mut c, cores, quick, &mut rows[0]);
+    throughput::<Rtrb>(&mut c, cores, quick, &mut rows[1]);
+    throughput::<ArrayQueue>(&mut c, cores, quick, &mut rows[2]);
+    throughput::<CrossbeamChannel>(&mut c, cores, quick, &mut rows[3]);
+    throughput::<StdSyncChannel>(&mut c, cores, quick, &mut rows[4]);
+
+    let (rounds, probes) = if quick {
+        (1, 1_000)
+    } else {
+        (LATENCY_ROUNDS, PROBES_PER_ROUND)
+    };
+    let mut hists: Vec<_> = (0..5).map(|_| latency_histogram()).collect();
+    for _ in 0..rounds {
+        let mut it = hists.drain(..);
+        let mut next = || it.next().expect("five histograms");
+        let round = vec![
+            latency::<BrinkRing>(probes, PROBE_GAP_NS, cores, next()),
+            latency::<Rtrb>(probes, PROBE_GAP_NS, cores, next()),
+            latency::<ArrayQueue>(probes, PROBE_GAP_NS, cores, next()),
+            latency::<CrossbeamChannel>(probes, PROBE_GAP_NS, cores, next()),
+            latency::<StdSyncChannel>(probes, PROBE_GAP_NS, cores, next()),
+        ];
+        drop(it);
+        hists = round;
+    }
+    for (row, hist) in rows.iter_mut().zip(&hists) {
+        row.set_latency(hist);
+    }
+
+    c.final_summary();
+    println!("\n## Ring comparison");
+    println!("machine: {}", machine());
+    println!(
+        "threads: producer {:?}, consumer {:?} (core ids; None = unpinned); capacity {} slots; \
+         latency: {} probes per queue, one every {} ns",
+        cores.producer,
+        cores.consumer,
+        brink_bench::CAPACITY,
+        rounds * probes,
+        PROBE_GAP_NS
+    );
+    println!("\n{}", table(&rows));
+}
