@@ -98,18 +98,19 @@ fn main() {
         (LATENCY_ROUNDS, PROBES_PER_ROUND)
     };
     let mut hists: Vec<_> = (0..5).map(|_| latency_histogram()).collect();
-    for _ in 0..rounds {
-        let mut it = hists.drain(..);
-        let mut next = || it.next().expect("five histograms");
-        let round = vec![
-            latency::<BrinkRing>(probes, PROBE_GAP_NS, cores, next()),
-            latency::<Rtrb>(probes, PROBE_GAP_NS, cores, next()),
-            latency::<ArrayQueue>(probes, PROBE_GAP_NS, cores, next()),
-            latency::<CrossbeamChannel>(probes, PROBE_GAP_NS, cores, next()),
-            latency::<StdSyncChannel>(probes, PROBE_GAP_NS, cores, next()),
-        ];
-        drop(it);
-        hists = round;
+    for round in 0..rounds {
+        // Rotate which queue goes first, so no queue always runs right after thread teardown.
+        for k in 0..5 {
+            let i = (k + round as usize) % 5;
+            let h = std::mem::replace(&mut hists[i], latency_histogram());
+            hists[i] = match i {
+                0 => latency::<BrinkRing>(probes, PROBE_GAP_NS, cores, h),
+                1 => latency::<Rtrb>(probes, PROBE_GAP_NS, cores, h),
+                2 => latency::<ArrayQueue>(probes, PROBE_GAP_NS, cores, h),
+                3 => latency::<CrossbeamChannel>(probes, PROBE_GAP_NS, cores, h),
+                _ => latency::<StdSyncChannel>(probes, PROBE_GAP_NS, cores, h),
+            };
+        }
     }
     for (row, hist) in rows.iter_mut().zip(&hists) {
         row.set_latency(hist);
