@@ -74,7 +74,19 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cpus} CPU(s) available")
+    format!("{model}, {cpus} CPU(s) available, {}", load_average())
+}
+
+/// The 1-minute load average: on a shared machine, other processes' load is the main noise.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .map(|l| format!("load average {l}"))
+        })
+        .unwrap_or_else(|| "load average unknown".to_owned())
 }
 
 fn main() {
@@ -83,6 +95,7 @@ fn main() {
     let cores = Cores::from_available(&available);
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then run a quick smoke pass.
     let quick = !std::env::args().any(|a| a == "--bench");
+    let load_at_start = load_average();
     let mut c = Criterion::default().without_plots().configure_from_args();
 
     let mut rows = vec![Row::default(); 5];
@@ -118,7 +131,7 @@ fn main() {
 
     c.final_summary();
     println!("\n## Ring comparison");
-    println!("machine: {}", machine());
+    println!("machine: {} (at start: {load_at_start})", machine());
     println!(
         "threads: producer {:?}, consumer {:?} (core ids; None = unpinned); capacity {} slots; \
          latency: {} probes per queue, one every {} ns",
