@@ -175,7 +175,9 @@ fn every_topology_and_wait_strategy_delivers_in_order() {
             let finished = Arc::clone(&source.finished);
             let outcome = Pipeline::new(source, Fan::default(), sink)
                 .names(NAMES)
-                .ring_capacity(16)
+                // Busy-spinning three threads on two cores moves one ring-full per time slice:
+                // a ring much smaller than this makes that case take seconds.
+                .ring_capacity(256)
                 .launch(&TopologyPlan::unpinned(topology, wait))
                 .expect("launch")
                 .join()
