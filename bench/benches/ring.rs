@@ -21,8 +21,47 @@ const PROBE_GAP_NS: u64 = 1_000;
 /// Latency rounds (queues interleaved, so VM noise spreads over all of them) and probes per round.
 const LATENCY_ROUNDS: u64 = 5;
 const PROBES_PER_ROUND: u64 = 100_000;
-/// Timed runs shorter than this are warm-up-sized and left out of the table's medians.
+/// Timed runs shorter than this are warm-up-sized and left out of the rate estimates.
 const MIN_TABLE_ITEMS: u64 = 100_000;
+/// The table's throughput columns come from these interleaved rounds (every queue and mode once
+/// per round, rotating the order), so that load changes on a shared machine hit all queues alike.
+const TABLE_ROUNDS: usize = 7;
+/// Target length of one table run, sized from criterion's estimate of each queue's rate.
+const TABLE_RUN_S: f64 = 0.15;
+
+/// Times one transfer on queue number `queue` (the table's row order).
+fn transfer_on(queue: usize, items: u64, batch: usize, cores: Cores) -> Duration {
+    match queue {
+        0 => transfer::<BrinkRing>(items, batch, cores),
+        1 => transfer::<Rtrb>(items, batch, cores),
+        2 => transfer::<ArrayQueue>(items, batch, cores),
+        3 => transfer::<CrossbeamChannel>(items, batch, cores),
+        _ => transfer::<StdSyncChannel>(items, batch, cores),
+    }
+}
+
+/// Replaces the rows' criterion-based rates with medians over interleaved rounds.
+fn interleaved_throughput(rows: &mut [Row], cores: Cores, rounds: usize) {
+    let mut runs = vec![[Vec::new(), Vec::new()]; rows.len()];
+    for round in 0..rounds {
+        for k in 0..rows.len() {
+            let i = (k + round) % rows.len();
+            for (mode, batch) in [(0, 1_usize), (1, 64)] {
+                let estimate = if mode == 0 {
+                    rows[i].single_per_s
+                } else {
+                    rows[i].batch_per_s
+                };
+                let items = ((estimate * TABLE_RUN_S) as u64).clamp(10_000, 100_000_000);
+                runs[i][mode].push((items, transfer_on(i, items, batch, cores)));
+            }
+        }
+    }
+    for (row, [single, batch]) in rows.iter_mut().zip(&runs) {
+        row.single_per_s = median_rate(single);
+        row.batch_per_s = median_rate(batch);
+    }
+}
 
 fn throughput<Q: Spsc<u64>>(c: &mut Criterion, cores: Cores, quick: bool, row: &mut Row) {
     for batch in [1, 64] {
@@ -104,6 +143,7 @@ fn main() {
     throughput::<ArrayQueue>(&mut c, cores, quick, &mut rows[2]);
     throughput::<CrossbeamChannel>(&mut c, cores, quick, &mut rows[3]);
     throughput::<StdSyncChannel>(&mut c, cores, quick, &mut rows[4]);
+    interleaved_throughput(&mut rows, cores, if quick { 1 } else { TABLE_ROUNDS });
 
     let (rounds, probes) = if quick {
         (1, 1_000)
@@ -134,10 +174,12 @@ fn main() {
     println!("machine: {} (at start: {load_at_start})", machine());
     println!(
         "threads: producer {:?}, consumer {:?} (core ids; None = unpinned); capacity {} slots; \
+         throughput: median of {} interleaved runs per queue and mode; \
          latency: {} probes per queue, one every {} ns",
         cores.producer,
         cores.consumer,
         brink_bench::CAPACITY,
+        if quick { 1 } else { TABLE_ROUNDS },
         rounds * probes,
         PROBE_GAP_NS
     );
