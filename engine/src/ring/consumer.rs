@@ -26,14 +26,24 @@ pub struct Consumer<T> {
     tail_cache: usize,
     /// `capacity - 1`.
     mask: usize,
-    /// Makes the handle `!Sync` (it is `Send`: `Cell<()>` is).
+    /// `shared.slots.as_ptr()`, cached to save a dependent load per operation. Valid for as long
+    /// as `shared` is alive: the slot array is allocated once and never moves.
+    slots: *const Slot<T>,
+    /// Makes the handle `!Sync` (the raw pointer would too; this states it).
     _not_sync: PhantomData<Cell<()>>,
 }
+
+// SAFETY: the handle owns one side of the ring; moving it to another thread moves that side with
+// it (the raw `slots` pointer only aliases memory owned by `shared`, which is `Send + Sync` for
+// `T: Send`). It is not `Sync`: two threads must not drive the same side.
+unsafe impl<T: Send> Send for Consumer<T> {}
 
 impl<T> Consumer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
         let mask = shared.capacity() - 1;
+        let slots = shared.slots.as_ptr();
         Self {
+            slots,
             shared,
             head: 0,
             tail_cache: 0,
@@ -82,8 +92,9 @@ impl<T> Consumer<T> {
     fn slot(&self, index: usize) -> &Slot<T> {
         let i = index & self.mask;
         debug_assert!(i < self.shared.slots.len());
-        // SAFETY: `mask == slots.len() - 1` with `slots.len()` a power of two, so `i < len`.
-        unsafe { self.shared.slots.get_unchecked(i) }
+        // SAFETY: `mask == slots.len() - 1` with `slots.len()` a power of two, so `i < len`; the
+        // array behind `self.slots` lives as long as `self.shared`.
+        unsafe { &*self.slots.add(i) }
     }
 
     /// Moves the item out of slot `index` without publishing.
