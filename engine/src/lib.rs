@@ -14,14 +14,17 @@
 //! - Nothing on the hot path is shared by two threads except the SPSC rings' cursors.
 //!
 //! ## Modules
+//! - [`stages`]: the three stages (ingest, risk, emit) on the thread runtime, with latency stamps.
 //! - [`sync`]: the one place atomics are imported from (std, or loom under `--cfg loom`).
 //! - [`ring`]: the bounded lock-free single-producer single-consumer ring between stages.
 //! - [`runtime`]: stages, pinning, wait strategies, fused topologies, shutdown.
 //! - [`clock`]: CLOCK_MONOTONIC nanosecond stamps, comparable across processes.
 //! - [`shm`]: the shared-memory ring file (feed and order rings): byte layout, record kinds, SPSC protocol across processes.
+//! - [`demo`]: the demo's embedded instrument and price path, and its venue process.
 //! - [`feed`]: market-data sources (Tardis CSV, Binance klines, synthetic) turned into feed records.
 //! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
 //! - [`num`]: fixed-point money, price and quantity types with directed rounding.
+//! - [`live`]: the live engine: stages wired to the rings and the journal, with telemetry.
 //! - [`margin`]: instruments, tiers, accounts, positions; equity, maintenance, liquidation prices.
 //! - [`risk`]: the risk stage: margin units, their state machine, safe bands, decisions.
 //! - [`scenario`]: the TOML scenario format.
@@ -33,10 +36,12 @@
 
 pub mod bulk;
 pub mod clock;
+pub mod demo;
 pub mod feed;
 pub mod index;
 pub mod ingest;
 pub mod journal;
+pub mod live;
 pub mod margin;
 pub mod num;
 pub mod ring;
@@ -44,5 +49,6 @@ pub mod risk;
 pub mod runtime;
 pub mod scenario;
 pub mod shm;
+pub mod stages;
 pub mod sync;
 pub mod telemetry;

@@ -1,0 +1,196 @@
+//! The live engine: the three stages wired to a feed ring, an order ring and a journal, on the
+//! topology a [`TopologyPlan`] chooses, with latency telemetry. `brink run`, `brink demo` and
+//! `brink bench` start the engine through [`run`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::ingest::{Ingest, IngestConfig, IngestCounters, IngestError};
+use crate::journal::{FsyncPolicy, Journal, JournalError};
+use crate::risk::{RiskCounters, RiskEngine};
+use crate::runtime::{Pipeline, RuntimeError, StopSignal, TopologyPlan};
+use crate::shm::{Producer, RingKind, ShmError};
+use crate::stages::{EmitCounters, EmitSink, IngestSource, RiskStage};
+use crate::telemetry::{
+    Collector, HopSet, Report, ReportCause, ReportRequest, TelemetryConfig, TelemetryError,
+};
+
+/// Where the live engine reads and writes.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// The feed ring file (created by the publisher).
+    pub feed: PathBuf,
+    /// The order ring file (created by the engine).
+    pub orders: PathBuf,
+    /// Capacity of the order ring, records (a power of two).
+    pub orders_capacity: u64,
+    /// The journal file.
+    pub journal: PathBuf,
+    /// When the journal syncs.
+    pub fsync: FsyncPolicy,
+    /// Capacity of each SPSC ring between stages.
+    pub ring_capacity: usize,
+    /// Ingest checks.
+    pub ingest: IngestConfig,
+    /// How long to wait for the feed file to appear.
+    pub feed_wait: Duration,
+    /// End when the publisher closes its ring (a replay) instead of waiting for a new one.
+    pub stop_on_close: bool,
+    /// Latency telemetry.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Why the live engine could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The feed ring could not be opened.
+    #[error("feed {path}: {source}")]
+    Feed {
+        /// The feed file.
+        path: PathBuf,
+        /// Why.
+        source: IngestError,
+    },
+    /// The order ring could not be created.
+    #[error("order ring {path}: {source}")]
+    Orders {
+        /// The order ring file.
+        path: PathBuf,
+        /// Why.
+        source: ShmError,
+    },
+    /// The journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// Telemetry could not start.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] TelemetryError),
+    /// A stage failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Live views of the stages' counters, refreshed off the hot path while the engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct LiveCounters {
+    /// Ingest's counters.
+    pub ingest: Arc<Mutex<IngestCounters>>,
+    /// Risk's counters.
+    pub risk: Arc<Mutex<RiskCounters>>,
+    /// Emit's counters.
+    pub emit: Arc<Mutex<EmitCounters>>,
+}
+
+/// What a finished run leaves.
+#[derive(Debug)]
+pub struct LiveSummary {
+    /// The plan it ran on.
+    pub plan: TopologyPlan,
+    /// Ingest counters at the end.
+    pub ingest: IngestCounters,
+    /// Emit counters at the end.
+    pub emit: EmitCounters,
+    /// The risk engine as it ended (balances, fund, counters).
+    pub engine: Option<RiskEngine>,
+    /// The cumulative latency report.
+    pub latency: Report,
+    /// Journal records recovered when it was opened (a restart).
+    pub journal_recovered: usize,
+}
+
+/// Runs the engine until `stop` is raised or (with `stop_on_close`) the feed ends.
+/// `on_report` receives interval and requested latency reports from the telemetry thread.
+pub fn run(
+    config: &LiveConfig,
+    engine: RiskEngine,
+    plan: &TopologyPlan,
+    stop: StopSignal,
+    counters: &LiveCounters,
+    report_request: ReportRequest,
+    on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
+) -> Result<LiveSummary, LiveError> {
+    let producer = Producer::create(&config.orders, RingKind::Orders, config.orders_capacity)
+        .map_err(|source| LiveError::Orders {
+            path: config.orders.clone(),
+            source,
+        })?;
+    let (journal, recovery) = Journal::open(&config.journal, config.fsync)?;
+    let ingest = open_feed(config, &stop)?;
+
+    let mut collector = Collector::new()?;
+    use crate::telemetry::Hop;
+    let ingest_rec = collector.recorder("ingest", HopSet::of(&[Hop::Feed]))?;
+    let risk_rec = collector.recorder("risk", HopSet::of(&[Hop::IngestRisk, Hop::Risk]))?;
+    let emit_rec = collector.recorder("emit", HopSet::of(&[Hop::RiskEmit, Hop::Emit, Hop::E2e]))?;
+    let telemetry_stop = Arc::new(AtomicBool::new(false));
+    let telemetry = collector.spawn(
+        config.telemetry.clone(),
+        telemetry_stop.clone(),
+        report_request,
+        on_report,
+    )?;
+
+    let finished_engine = Arc::new(Mutex::new(None));
+    let source = IngestSource::new(
+        ingest,
+        Some(ingest_rec),
+        config.stop_on_close,
+        counters.ingest.clone(),
+    );
+    let stage = RiskStage::new(
+        engine,
+        Some(risk_rec),
+        finished_engine.clone(),
+        counters.risk.clone(),
+    );
+    let sink = EmitSink::new(journal, producer, Some(emit_rec), counters.emit.clone());
+    let handle = Pipeline::new(source, stage, sink)
+        .names(["ingest", "risk", "emit"])
+        .ring_capacity(config.ring_capacity)
+        .stop_signal(stop)
+        .launch(plan)?;
+    let outcome = handle.join();
+    // Recorders were dropped with their stages (sending their last snapshots): stop telemetry.
+    telemetry_stop.store(true, Ordering::Release);
+    let latency = match telemetry.join() {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => Report::default(),
+    };
+    outcome?;
+    let engine = finished_engine.lock().ok().and_then(|mut e| e.take());
+    let ingest = counters.ingest.lock().map(|c| *c).unwrap_or_default();
+    let emit = counters.emit.lock().map(|c| c.clone()).unwrap_or_default();
+    Ok(LiveSummary {
+        plan: plan.clone(),
+        ingest,
+        emit,
+        engine,
+        latency,
+        journal_recovered: recovery.records.len(),
+    })
+}
+
+/// Opens the feed, waiting up to `feed_wait` for its file to appear (the publisher may start
+/// after the engine).
+fn open_feed(config: &LiveConfig, stop: &StopSignal) -> Result<Ingest, LiveError> {
+    let deadline = std::time::Instant::now() + config.feed_wait;
+    loop {
+        match Ingest::open(&config.feed, config.ingest) {
+            Ok(ingest) => return Ok(ingest),
+            Err(IngestError::Shm(ShmError::Io { .. }))
+                if std::time::Instant::now() < deadline && !stop.is_stopped() =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(source) => {
+                return Err(LiveError::Feed {
+                    path: config.feed.clone(),
+                    source,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The emit stage on the runtime: journals each decision, then writes it to the order ring.
+//!
+//! The journal append comes first: an order that could not be journaled is never published. On a
+//! journal failure (for example a full file system) the stage stops emitting, counts every
+//! decision it refuses from then on, and reports the failure; nothing is published that the
+//! journal does not hold.
+
+use std::sync::{Arc, Mutex};
+
+use crate::journal::Journal;
+use crate::runtime::Sink;
+use crate::shm::Producer;
+use crate::telemetry::{Hop, Recorder};
+
+use super::Outbound;
+
+/// What the emit stage did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitCounters {
+    /// Records journaled and written to the order ring.
+    pub emitted: u64,
+    /// Of those, by tag: margin calls, liquidation orders, ADL orders, settlements, alerts.
+    pub by_kind: [u64; 5],
+    /// Decisions refused because the journal had failed.
+    pub refused: u64,
+    /// The journal failure, if any.
+    pub journal_error: Option<String>,
+    /// Nanoseconds spent waiting for room in the order ring.
+    pub ring_wait_ns: u64,
+}
+
+/// Journal + order ring writer; see the module docs.
+pub struct EmitSink {
+    journal: Journal,
+    producer: Producer,
+    recorder: Option<Recorder>,
+    counters: EmitCounters,
+    shared: Arc<Mutex<EmitCounters>>,
+    since_publish: u32,
+}
+
+impl EmitSink {
+    /// A sink over an open journal and order-ring producer. Counters are published into
+    /// `shared` every 256 records and at the end.
+    pub fn new(
+        journal: Journal,
+        producer: Producer,
+        recorder: Option<Recorder>,
+        shared: Arc<Mutex<EmitCounters>>,
+    ) -> EmitSink {
+        EmitSink {
+            journal,
+            producer,
+            recorder,
+            counters: EmitCounters::default(),
+            shared,
+            since_publish: 0,
+        }
+    }
+
+    fn publish(&mut self) {
+        self.counters.ring_wait_ns = self.producer.wait_ns();
+        if let Ok(mut c) = self.shared.try_lock() {
+            c.clone_from(&self.counters);
+        }
+        self.since_publish = 0;
+    }
+}
+
+impl Sink for EmitSink {
+    type In = Outbound;
+
+    fn consume(&mut self, item: Outbound) {
+        let emit_in = match self.recorder.as_mut() {
+            Some(r) => r.stamp_since(Hop::RiskEmit, item.handoff_ns),
+            None => 0,
+        };
+        if self.counters.journal_error.is_some() {
+            self.counters.refused += 1;
+            return;
+        }
+        let record = item.output.encode();
+        let mut bytes = [0u8; 64];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(record.to_words()) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        if let Err(e) = self.journal.append(&bytes) {
+            tracing::error!(error = %e, "journal write failed: emitting stopped");
+            self.counters.journal_error = Some(e.to_string());
+            self.counters.refused += 1;
+            self.publish();
+            return;
+        }
+        self.producer.push(record);
+        self.counters.emitted += 1;
+        let kind = usize::from(
+            record
+                .tag
+                .saturating_sub(crate::shm::output::TAG_MARGIN_CALL),
+        )
+        .min(4);
+        self.counters.by_kind[kind] += 1;
+        if let Some(r) = self.recorder.as_mut() {
+            let written = r.stamp_since(Hop::Emit, emit_in);
+            if item.publish_ns != 0 {
+                r.record_span(Hop::E2e, item.publish_ns, written);
+            }
+        }
+        self.since_publish += 1;
+        if self.since_publish >= 256 {
+            self.publish();
+        }
+    }
+
+    fn idle(&mut self) {
+        self.producer.heartbeat();
+        if let Some(r) = self.recorder.as_mut() {
+            r.poll();
+        }
+        if self.since_publish > 0 {
+            self.publish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Err(e) = self.journal.sync() {
+            self.counters.journal_error.get_or_insert(e.to_string());
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.flush();
+        }
+        self.producer.heartbeat();
+        self.publish();
+    }
+}

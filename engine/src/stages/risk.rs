@@ -1,0 +1,99 @@
+//! The risk stage on the runtime: applies each event to the [`RiskEngine`] and hands its
+//! decisions to emit.
+
+use crate::risk::{RiskCounters, RiskEngine};
+use crate::runtime::{Emit, Stage};
+use crate::telemetry::{Hop, Recorder};
+
+use super::{Inbound, Outbound};
+
+/// Owns the [`RiskEngine`]; see the module docs of [`super`].
+pub struct RiskStage {
+    engine: RiskEngine,
+    recorder: Option<Recorder>,
+    scratch: Vec<crate::shm::Output>,
+    report: std::sync::Arc<std::sync::Mutex<Option<RiskEngine>>>,
+    counters: std::sync::Arc<std::sync::Mutex<RiskCounters>>,
+    processed: u64,
+}
+
+impl RiskStage {
+    /// Wraps an engine. On finish the engine is handed back through `report` (for the final
+    /// summary); counters are published every 1024 events into `counters`.
+    pub fn new(
+        engine: RiskEngine,
+        recorder: Option<Recorder>,
+        report: std::sync::Arc<std::sync::Mutex<Option<RiskEngine>>>,
+        counters: std::sync::Arc<std::sync::Mutex<RiskCounters>>,
+    ) -> RiskStage {
+        RiskStage {
+            engine,
+            recorder,
+            scratch: Vec::with_capacity(64),
+            report,
+            counters,
+            processed: 0,
+        }
+    }
+}
+
+impl Stage for RiskStage {
+    type In = Inbound;
+    type Out = Outbound;
+
+    fn process<E: Emit<Outbound>>(&mut self, item: Inbound, out: &mut E) {
+        let risk_in = match self.recorder.as_mut() {
+            Some(r) => r.stamp_since(Hop::IngestRisk, item.handoff_ns),
+            None => 0,
+        };
+        let mut outputs = std::mem::take(&mut self.scratch);
+        outputs.clear();
+        self.engine.on_event(&item.event, &mut |o| outputs.push(o));
+        let handoff_ns = match self.recorder.as_mut() {
+            Some(r) => r.stamp_since(Hop::Risk, risk_in),
+            None => 0,
+        };
+        for output in outputs.drain(..) {
+            out.emit(Outbound {
+                output,
+                publish_ns: item.event.publish_ns,
+                handoff_ns,
+            });
+        }
+        self.scratch = outputs;
+        self.processed += 1;
+        if self.processed.is_multiple_of(1024)
+            && let Ok(mut c) = self.counters.try_lock()
+        {
+            *c = self.engine.counters();
+        }
+    }
+
+    fn idle<E: Emit<Outbound>>(&mut self, _out: &mut E) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.poll();
+        }
+    }
+
+    fn finish<E: Emit<Outbound>>(&mut self, _out: &mut E) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c = self.engine.counters();
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.flush();
+        }
+        let engine = std::mem::replace(
+            &mut self.engine,
+            RiskEngine::new(
+                crate::margin::InstrumentTable::new(),
+                crate::margin::MarkPrices::new(0),
+                Vec::new(),
+                crate::risk::RiskConfig::default(),
+                crate::risk::Scan::Index,
+            ),
+        );
+        if let Ok(mut slot) = self.report.lock() {
+            *slot = Some(engine);
+        }
+    }
+}
