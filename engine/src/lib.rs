@@ -20,6 +20,7 @@
 //! - [`runtime`]: stages, pinning, wait strategies, fused topologies, shutdown.
 //! - [`clock`]: CLOCK_MONOTONIC nanosecond stamps, comparable across processes.
 //! - [`shm`]: the shared-memory ring file (feed and order rings): byte layout, record kinds, SPSC protocol across processes.
+//! - [`config`]: the `brink run` configuration file.
 //! - [`demo`]: the demo's embedded instrument and price path, and its venue process.
 //! - [`feed`]: market-data sources (Tardis CSV, Binance klines, synthetic) turned into feed records.
 //! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
@@ -36,6 +37,7 @@
 
 pub mod bulk;
 pub mod clock;
+pub mod config;
 pub mod demo;
 pub mod feed;
 pub mod index;

@@ -59,12 +59,22 @@ fn the_demo_liquidates_through_the_whole_pipeline() {
     )
     .expect("order ring opens");
     let published = ring.header().producer_cursor;
-    assert_eq!(published as usize, journaled.len(), "ring and journal counts");
-    assert!(published <= ring.capacity(), "the test reads the first lap only");
+    assert_eq!(
+        published as usize,
+        journaled.len(),
+        "ring and journal counts"
+    );
+    assert!(
+        published <= ring.capacity(),
+        "the test reads the first lap only"
+    );
     let in_ring: Vec<Output> = (0..published)
         .map(|pos| Output::decode(&ring.read_raw(pos)).expect("ring record decodes"))
         .collect();
-    assert_eq!(in_ring, journaled, "the ring holds exactly what was journaled");
+    assert_eq!(
+        in_ring, journaled,
+        "the ring holds exactly what was journaled"
+    );
 
     let calls = in_ring
         .iter()
@@ -91,5 +101,8 @@ fn the_demo_liquidates_through_the_whole_pipeline() {
         .last()
         .and_then(|n| n.parse().ok())
         .expect("a count");
-    assert!(fills > 0, "the venue's fills reach the engine: {fills_line}");
+    assert!(
+        fills > 0,
+        "the venue's fills reach the engine: {fills_line}"
+    );
 }
