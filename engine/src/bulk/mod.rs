@@ -34,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod synth;
+
 use crate::margin::{Account, InstrumentId, InstrumentTable, MarginMode, Position};
 use crate::num::{Money, Price, Qty};
 

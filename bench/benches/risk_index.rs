@@ -1,0 +1,271 @@
+//! Per-tick cost of the risk stage with 10^4, 10^5 and 10^6 accounts (3 positions each over 100
+//! instruments): the safe-band index (`risk_index/index/N`) versus evaluating every unit that
+//! holds the ticked instrument (`risk_index/scan/N`), on a seeded random path: most ticks move one
+//! instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %. Each iteration is one tick; the
+//! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
+//! liquidation deadlines pass as they would live).
+//!
+//! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
+//! `heap_bytes()` plus its struct, and the change of the process's resident set (`VmRSS`) over
+//! generating the accounts and building the engine.
+//!
+//! `cargo bench -p brink-bench --bench risk_index`; the summary table (medians of criterion's
+//! samples, ns per tick) is printed at the end.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use brink::bulk::synth;
+use brink::margin::{Account, InstrumentTable, MarkPrices, Price};
+use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
+use criterion::Criterion;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const COUNTS: [u64; 3] = [10_000, 100_000, 1_000_000];
+const INSTRUMENTS: usize = 100;
+const POSITIONS: usize = 3;
+const PATH_LEN: usize = 1 << 16;
+/// Feed time per tick.
+const TICK_NS: u64 = 1_000_000;
+
+/// The path: (instrument, relative move in 10^-6).
+fn path(seed: u64) -> Vec<(u32, i64)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..PATH_LEN)
+        .map(|_| {
+            let instrument = rng.random_range(0..INSTRUMENTS as u32);
+            let size = if rng.random_range(0..1000) == 0 {
+                rng.random_range(10_000..=30_000)
+            } else {
+                rng.random_range(100..=500)
+            };
+            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+            (instrument, sign * size)
+        })
+        .collect()
+}
+
+fn market() -> (InstrumentTable, MarkPrices) {
+    synth::instruments(INSTRUMENTS, 7)
+}
+
+fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Account> {
+    match synth::generate(table, marks, count, 42, POSITIONS) {
+        Ok(a) => a,
+        Err(e) => panic!("bench set-up: {e}"),
+    }
+}
+
+/// An engine walking the path.
+struct Walker {
+    engine: RiskEngine,
+    prices: Vec<i64>,
+    at: usize,
+    seq: u64,
+    outputs: u64,
+}
+
+impl Walker {
+    fn new(count: u64, scan: Scan) -> Walker {
+        let (table, marks) = market();
+        let accounts = accounts(&table, &marks, count);
+        let prices = (0..INSTRUMENTS)
+            .map(|i| {
+                marks
+                    .get(brink::margin::InstrumentId(i as u32))
+                    .map_or(1, |p| p.0)
+            })
+            .collect();
+        let engine = RiskEngine::new(table, marks, accounts, RiskConfig::default(), scan);
+        Walker {
+            engine,
+            prices,
+            at: 0,
+            seq: 0,
+            outputs: 0,
+        }
+    }
+
+    #[inline]
+    fn tick(&mut self, path: &[(u32, i64)]) {
+        let (instrument, ppm) = path[self.at];
+        self.at = (self.at + 1) % path.len();
+        self.seq += 1;
+        let p = &mut self.prices[instrument as usize];
+        *p = (*p + *p * ppm / 1_000_000).max(1);
+        let mut n = 0u64;
+        self.engine.on_tick_at(
+            instrument,
+            Price(*p),
+            Book::default(),
+            self.seq,
+            self.seq * TICK_NS,
+            &mut |o| {
+                n += 1;
+                black_box(o);
+            },
+        );
+        self.outputs += n;
+    }
+}
+
+/// Resident set size of this process, bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+struct Memory {
+    positions: usize,
+    heap_per_position: f64,
+    rss_per_position: f64,
+}
+
+fn memory() -> Memory {
+    let count = *COUNTS.last().unwrap_or(&1_000_000);
+    let before = rss_bytes();
+    let (table, marks) = market();
+    let accounts = accounts(&table, &marks, count);
+    let positions: usize = accounts.iter().map(|a| a.positions().len()).sum();
+    let engine = RiskEngine::new(table, marks, accounts, RiskConfig::default(), Scan::Index);
+    let after = rss_bytes();
+    let heap = engine.heap_bytes() + std::mem::size_of::<RiskEngine>();
+    let m = Memory {
+        positions,
+        heap_per_position: heap as f64 / positions as f64,
+        rss_per_position: after.saturating_sub(before) as f64 / positions as f64,
+    };
+    println!(
+        "memory at {count} accounts, {positions} positions, {INSTRUMENTS} instruments: \
+         heap_bytes {:.1} B/position, resident set +{:.1} B/position ({:.0} MiB)",
+        m.heap_per_position,
+        m.rss_per_position,
+        after.saturating_sub(before) as f64 / (1 << 20) as f64
+    );
+    drop(engine);
+    m
+}
+
+/// Medians (ns per tick) of criterion's samples, recorded through `iter_custom`.
+#[derive(Default)]
+struct Row {
+    index_ns: f64,
+    scan_ns: f64,
+    index_evals_per_tick: f64,
+    scan_evals_per_tick: f64,
+}
+
+fn median_ns(samples: &[(u64, Duration)], keep: usize) -> f64 {
+    let start = samples.len().saturating_sub(keep);
+    let mut per: Vec<f64> = samples[start..]
+        .iter()
+        .map(|(n, d)| d.as_nanos() as f64 / (*n).max(1) as f64)
+        .collect();
+    per.sort_by(f64::total_cmp);
+    per.get(per.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Benches one engine; returns (median ns/tick, evaluations per tick).
+fn bench_one(
+    c: &mut Criterion,
+    name: &str,
+    count: u64,
+    scan: Scan,
+    path: &[(u32, i64)],
+) -> (f64, f64) {
+    let mut w = Walker::new(count, scan);
+    let slow = scan != Scan::Index && count >= 1_000_000;
+    let samples = if slow { 10 } else { 20 };
+    let mut group = c.benchmark_group("risk_index");
+    group
+        .sample_size(samples)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(if slow { 4 } else { 3 }));
+    let recorded: Rc<RefCell<Vec<(u64, Duration)>>> = Rc::default();
+    let (ticks0, evals0) = (w.engine.counters().ticks, w.engine.counters().evaluations);
+    {
+        let rec = Rc::clone(&recorded);
+        let w = &mut w;
+        group.bench_function(format!("{name}/{count}"), move |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    w.tick(path);
+                }
+                let elapsed = start.elapsed();
+                rec.borrow_mut().push((iters, elapsed));
+                elapsed
+            })
+        });
+    }
+    group.finish();
+    let c1 = w.engine.counters();
+    let ticks = (c1.ticks - ticks0).max(1) as f64;
+    println!(
+        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, {} outputs",
+        c1.ticks - ticks0,
+        (c1.evaluations - evals0) as f64 / ticks,
+        c1.margin_calls,
+        c1.liquidations,
+        w.outputs
+    );
+    let median = median_ns(&recorded.borrow(), samples);
+    (median, (c1.evaluations - evals0) as f64 / ticks)
+}
+
+fn main() {
+    let mem = memory();
+    let mut c = Criterion::default().configure_from_args();
+    let path = path(2025);
+    let mut rows = Vec::new();
+    for count in COUNTS {
+        let (index_ns, index_evals_per_tick) =
+            bench_one(&mut c, "index", count, Scan::Index, &path);
+        let (scan_ns, scan_evals_per_tick) = bench_one(&mut c, "scan", count, Scan::Holders, &path);
+        rows.push((
+            count,
+            Row {
+                index_ns,
+                scan_ns,
+                index_evals_per_tick,
+                scan_evals_per_tick,
+            },
+        ));
+    }
+    c.final_summary();
+
+    println!();
+    println!(
+        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (count, r) in &rows {
+        println!(
+            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} |",
+            r.index_ns,
+            r.scan_ns,
+            r.scan_ns / r.index_ns,
+            r.index_evals_per_tick,
+            r.scan_evals_per_tick
+        );
+    }
+    if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {
+        println!(
+            "index growth 10^4 -> 10^6 accounts: {:.2}x (goal <= 2x); scan/index at 10^6: {:.0}x (goal >= 1000x)",
+            last.index_ns / first.index_ns,
+            last.scan_ns / last.index_ns
+        );
+    }
+    println!(
+        "memory per position at 10^6 accounts x {POSITIONS} positions ({} positions): heap_bytes {:.1} B, resident set {:.1} B (goal <= 256 B)",
+        mem.positions, mem.heap_per_position, mem.rss_per_position
+    );
+}
