@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -96,9 +96,9 @@ fn plan_for(name: &str) -> Result<TopologyPlan> {
         "fuse-first2" => Topology::FuseFirst2,
         "fuse-last2" => Topology::FuseLast2,
         "fused1" => Topology::Fused1,
-        other => bail!(
-            "--topology {other}: expected auto, threads3, fuse-first2, fuse-last2 or fused1"
-        ),
+        other => {
+            bail!("--topology {other}: expected auto, threads3, fuse-first2, fuse-last2 or fused1")
+        }
     };
     Ok(TopologyPlan::unpinned(topology, WaitStrategy::SpinYield))
 }
@@ -127,21 +127,37 @@ fn demo(args: &DemoArgs) -> Result<()> {
         let _ = std::fs::remove_file(f);
     }
 
-    println!("Brink demo: Binance BTCUSDT mark price, 2025-10-10 (the crash), files in {}", dir.display());
+    println!(
+        "Brink demo: Binance BTCUSDT mark price, 2025-10-10 (the crash), files in {}",
+        dir.display()
+    );
     let path = demo::price_path(dir, args.steps)?;
     let scenario = Scenario::parse(demo::SCENARIO, Path::new("<embedded demo scenario>"))?;
     let started = Instant::now();
-    let accounts = brink::bulk::gen::generate(
+    let accounts = brink::bulk::synth::generate(
         &scenario.instruments,
         &scenario.marks,
         args.accounts,
         args.seed,
         1,
     )?;
+    // The generator draws entries around the mark and leverage up to 125x, so a few accounts
+    // would start already under margin call; the demo starts from a healthy book.
+    let generated = accounts.len();
+    let level = brink::margin::CallLevel::default();
+    let accounts: Vec<_> = accounts
+        .into_iter()
+        .filter(|a| {
+            a.evaluate(&scenario.instruments, &scenario.marks, level)
+                .is_ok_and(|r| r.worst == brink::margin::MarginStatus::Healthy)
+        })
+        .collect();
     println!(
-        "{} accounts generated in {:.2} s; {} ticks to replay at {} ticks/s",
+        "{} accounts generated in {:.2} s ({} dropped: under margin call at the opening mark); \
+         {} ticks to replay at {} ticks/s",
         accounts.len(),
         started.elapsed().as_secs_f64(),
+        generated - accounts.len(),
         path.len(),
         args.rate
     );
@@ -158,7 +174,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     print!("topology: {plan}");
 
     let exe = std::env::current_exe().context("locating this executable")?;
-    let mut venue = Command::new(exe)
+    let venue = Command::new(exe)
         .args(["demo", "--venue", "--steps", &args.steps.to_string()])
         .arg("--rate")
         .arg(args.rate.to_string())
@@ -206,28 +222,58 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let summary = summary?;
     let venue = parse_venue(&String::from_utf8_lossy(&venue_out.stdout));
 
-    let engine = summary.engine.as_ref().context("the risk stage did not hand back its state")?;
+    let engine = summary
+        .engine
+        .as_ref()
+        .context("the risk stage did not hand back its state")?;
     let c = engine.counters();
     let f = engine.fund();
     println!();
     println!("== summary ({:.1} s) ==", elapsed.as_secs_f64());
     println!("ticks applied          {}", c.ticks);
-    println!("unit evaluations       {} ({:.2} per tick)", c.evaluations, c.evaluations as f64 / c.ticks.max(1) as f64);
+    println!(
+        "unit evaluations       {} ({:.2} per tick)",
+        c.evaluations,
+        c.evaluations as f64 / c.ticks.max(1) as f64
+    );
     println!("margin calls           {}", c.margin_calls);
     println!("liquidations           {} units", c.liquidations);
     println!("  child orders sent    {}", c.orders);
     println!("  fills booked         {}", c.liquidation_fills);
     println!("ADL closes             {}", c.adl);
-    println!("records emitted        {} (journal and order ring)", summary.emit.emitted);
+    println!(
+        "records emitted        {} (journal and order ring)",
+        summary.emit.emitted
+    );
     if let Some(v) = venue {
-        println!("venue                  {} ticks, {} orders, {} fills, {} unfilled", v.ticks, v.orders, v.fills, v.unfilled);
+        println!(
+            "venue                  {} ticks, {} orders, {} fills, {} unfilled",
+            v.ticks, v.orders, v.fills, v.unfilled
+        );
     }
-    println!("insurance fund         {} → {} USDT (fees {}, surplus {}, paid {})",
-        f.initial().to_string_nearest(2), f.balance().to_string_nearest(2),
-        f.fees().to_string_nearest(2), f.surplus().to_string_nearest(2), f.covered().to_string_nearest(2));
-    println!("bad debt               {} USDT", f.uncovered().to_string_nearest(2));
-    println!("wallets                {} → {} USDT", wallets_before.to_string_nearest(2), total_wallets(engine).to_string_nearest(2));
-    println!("ingest                 {} accepted, {} rejected, {} gaps", summary.ingest.accepted, summary.ingest.rejected.total(), summary.ingest.gaps);
+    println!(
+        "insurance fund         {} → {} USDT (fees {}, surplus {}, paid {})",
+        f.initial().to_string_nearest(2),
+        f.balance().to_string_nearest(2),
+        f.fees().to_string_nearest(2),
+        f.surplus().to_string_nearest(2),
+        f.covered().to_string_nearest(2)
+    );
+    println!(
+        "bad debt               {} USDT",
+        f.uncovered().to_string_nearest(2)
+    );
+    println!(
+        "wallets                {} → {} USDT",
+        wallets_before.to_string_nearest(2),
+        total_wallets(engine).to_string_nearest(2)
+    );
+    println!(
+        "ingest                 {} accepted, {} rejected, {} gaps",
+        summary.ingest.accepted,
+        summary.ingest.rejected.total(),
+        summary.ingest.gaps
+    );
     println!();
     println!("latency per hop (CLOCK_MONOTONIC, from the venue's publish stamp):");
     print!("{}", summary.latency.to_text());
@@ -239,9 +285,9 @@ fn total_wallets(engine: &RiskEngine) -> Money {
         .accounts()
         .iter()
         .map(|a| {
-            a.positions()
-                .iter()
-                .fold(a.wallet(), |m, p| m.checked_add(p.isolated_margin()).unwrap_or(m))
+            a.positions().iter().fold(a.wallet(), |m, p| {
+                m.checked_add(p.isolated_margin()).unwrap_or(m)
+            })
         })
         .fold(Money::ZERO, |m, w| m.checked_add(w).unwrap_or(m))
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod risk;
 
 /// Brink: a low-latency liquidation engine.
@@ -16,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole procedure on the embedded BTCUSDT 2025-10-10 crash path (no set-up needed).
+    Demo(demo::DemoArgs),
     /// Print the cores this process may run on and the topology `auto` would choose.
     Topology,
     /// Evaluate every account of a scenario: equity, margins, status, liquidation prices.
@@ -33,6 +36,7 @@ impl Cli {
                 ExitCode::SUCCESS
             }
             Command::Risk(args) => risk::run(args),
+            Command::Demo(args) => demo::run(args),
         }
     }
 }

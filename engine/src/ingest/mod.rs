@@ -354,7 +354,9 @@ impl Ingest {
                 if t.mark_px <= 0 || t.index_px < 0 || t.bid_px < 0 || t.ask_px < 0 {
                     return Err(Reject::NonPositivePrice);
                 }
-                if t.bid_px > 0 && t.ask_px > 0 && t.bid_px >= t.ask_px {
+                // Crossed: bid above ask. A locked book (bid = ask) is accepted: feeds built from
+                // trades publish the trade price as both.
+                if t.bid_px > 0 && t.ask_px > 0 && t.bid_px > t.ask_px {
                     return Err(Reject::CrossedBook);
                 }
                 self.band(seen.last_mark_px, t.mark_px)?;

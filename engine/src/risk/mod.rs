@@ -223,13 +223,18 @@ impl RiskEngine {
             bands: Vec::new(),
             band_scratch: BandScratch::default(),
         };
+        // Decisions found at load (accounts already called or liquidatable) are queued and
+        // emitted with the outputs of the first event.
         let all: Vec<u32> = (0..engine.units.len() as u32).collect();
+        let mut at_load = Vec::new();
         for unit in all {
             if engine.unit_has_positions(unit) {
                 engine.units.set_state(unit, UnitState::Healthy);
-                engine.evaluate(unit, 0, 0, &mut |_| {});
+                engine.evaluate(unit, 0, 0, &mut |o| at_load.push(o));
             }
         }
+        at_load.append(&mut engine.pending_out);
+        engine.pending_out = at_load;
         engine
     }
 
@@ -241,6 +246,9 @@ impl RiskEngine {
             return;
         };
         let (seq, now) = (event.seq, event.publish_ns);
+        if !self.pending_out.is_empty() {
+            self.flush(seq, now, out);
+        }
         match input {
             Input::Tick(t) => {
                 let book = Book {
@@ -278,6 +286,9 @@ impl RiskEngine {
         now_ns: u64,
         out: &mut impl FnMut(Output),
     ) {
+        if !self.pending_out.is_empty() {
+            self.flush(seq, now_ns, out);
+        }
         let id = InstrumentId(instrument);
         let previous = self.marks.get(id);
         if !self.marks.set(id, mark) {
