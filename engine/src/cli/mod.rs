@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod risk;
+mod run;
 
 /// Brink: a low-latency liquidation engine.
 #[derive(Debug, Parser)]
@@ -21,6 +22,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the cores this process may run on and the topology `auto` would choose.
     Topology,
+    /// Run the engine as a long-lived process on a configuration file.
+    Run(run::RunArgs),
     /// Evaluate every account of a scenario: equity, margins, status, liquidation prices.
     Risk(risk::RiskArgs),
 }
@@ -37,6 +40,7 @@ impl Cli {
             }
             Command::Risk(args) => risk::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Run(args) => run::run(args),
         }
     }
 }

@@ -1,0 +1,173 @@
+//! `brink run --config FILE [--check]`: the production process.
+//!
+//! Exit codes: 0 after a clean stop (SIGTERM or SIGINT: input stops, rings drain, the journal is
+//! synced, the latency report printed), 2 for a configuration or input error (the message names
+//! the file, line or key), 1 for a fatal runtime error (the message says what and where).
+//! SIGUSR1 prints the latency report now.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use brink::config::RunConfig;
+use brink::ingest::IngestConfig;
+use brink::live::{self, LiveConfig, LiveCounters, LiveError};
+use brink::margin::Money;
+use brink::risk::{RiskEngine, Scan};
+use brink::runtime::StopSignal;
+use brink::scenario::Scenario;
+use brink::telemetry::{ReportRequest, TelemetryConfig};
+use clap::Args;
+
+/// Options of `brink run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML; see examples/brink.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Validate the configuration and the files it names, print the resolved settings, and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs `brink run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let config = match RunConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = match load_engine(&config) {
+        Ok(e) => e,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = config.plan();
+    println!("configuration {}", config.file.display());
+    println!("  feed     {}", config.feed.display());
+    println!(
+        "  orders   {} (capacity {})",
+        config.orders.display(),
+        config.orders_capacity
+    );
+    println!(
+        "  journal  {} (fsync {:?})",
+        config.journal.display(),
+        config.fsync
+    );
+    println!(
+        "  accounts {} units over {} instruments, from {}{}",
+        engine.accounts().len(),
+        engine.instruments().len(),
+        config.scenario.display(),
+        config
+            .bulk
+            .as_ref()
+            .map(|b| format!(" and {}", b.display()))
+            .unwrap_or_default()
+    );
+    println!(
+        "  thresholds: margin call {}, re-arm {}, target {}, full at {}",
+        config.risk.call_level.to_decimal_string(),
+        config.risk.rearm_level.to_decimal_string(),
+        config.risk.liquidation.target_ratio.to_decimal_string(),
+        config.risk.liquidation.full_ratio.to_decimal_string()
+    );
+    print!("topology: {plan}");
+    if args.check {
+        println!("configuration valid");
+        return ExitCode::SUCCESS;
+    }
+
+    let stop = StopSignal::new();
+    let report = ReportRequest::new();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.flag()) {
+            eprintln!("error: cannot install the handler of signal {signal}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = report.install_sigusr1() {
+        eprintln!("error: cannot install the SIGUSR1 handler: {e}");
+        return ExitCode::from(1);
+    }
+    let live_config = LiveConfig {
+        feed: config.feed.clone(),
+        orders: config.orders.clone(),
+        orders_capacity: config.orders_capacity,
+        journal: config.journal.clone(),
+        fsync: config.fsync,
+        ring_capacity: config.ring_capacity,
+        ingest: IngestConfig {
+            instruments: engine.instruments().len() as u32,
+            band_bps: config.price_band_bps,
+            stale_after_ns: config.stale_after.as_nanos() as u64,
+            ..IngestConfig::default()
+        },
+        feed_wait: config.feed_wait,
+        stop_on_close: false,
+        telemetry: TelemetryConfig {
+            interval: config.telemetry_interval,
+            report_every: config.report_every,
+            log_path: config.histogram_log.clone(),
+            ..TelemetryConfig::default()
+        },
+    };
+    let counters = LiveCounters::default();
+    let result = live::run(
+        &live_config,
+        engine,
+        &plan,
+        stop,
+        &counters,
+        report,
+        |cause, report| {
+            println!("latency report ({cause:?}):");
+            print!("{}", report.to_text());
+        },
+    );
+    match result {
+        Ok(summary) => {
+            println!(
+                "stopped: {} records in, {} rejected, {} decisions emitted",
+                summary.ingest.accepted,
+                summary.ingest.rejected.total(),
+                summary.emit.emitted
+            );
+            if let Some(e) = &summary.emit.journal_error {
+                eprintln!("error: the journal failed and emitting stopped: {e}");
+                return ExitCode::from(1);
+            }
+            println!("latency (whole run):");
+            print!("{}", summary.latency.to_text());
+            ExitCode::SUCCESS
+        }
+        Err(e @ (LiveError::Feed { .. } | LiveError::Orders { .. } | LiveError::Journal(_))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_engine(config: &RunConfig) -> Result<RiskEngine, String> {
+    let scenario = Scenario::load(&config.scenario).map_err(|e| e.to_string())?;
+    let accounts = match &config.bulk {
+        Some(bulk) => brink::bulk::load(bulk, &scenario.instruments).map_err(|e| e.to_string())?,
+        None => scenario.accounts,
+    };
+    Ok(RiskEngine::new(
+        scenario.instruments,
+        scenario.marks,
+        accounts,
+        config.risk,
+        Scan::Index,
+    )
+    .with_fund(Money::from_int(config.insurance_fund)))
+}
