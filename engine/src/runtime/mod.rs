@@ -39,7 +39,9 @@ mod wait;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use pipeline::{Outcome, Pipeline, PipelineHandle, RuntimeError, StageReport, StopSignal};
+pub use pipeline::{
+    DEFAULT_RING_CAPACITY, Outcome, Pipeline, PipelineHandle, RuntimeError, StageReport, StopSignal,
+};
 pub use topology::{Placement, ThreadPlan, Topology, TopologyPlan, available_cores};
 pub use wait::{PARK, SPIN_TURNS, WaitStrategy};
 
