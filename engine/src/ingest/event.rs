@@ -8,8 +8,17 @@ pub struct IngestConfig {
     /// Instruments with ids `0..instruments` are known; any other id is refused.
     pub instruments: u32,
     /// Largest accepted move of a mark (or fill price) relative to the instrument's last accepted
-    /// mark, in basis points. 0 disables the band check.
+    /// mark, in basis points. 0 disables the band check. A tick outside the band is held (refused
+    /// and counted as out of band) until it is confirmed: see `confirm_ticks` and
+    /// `index_agree_bps`.
     pub band_bps: u32,
+    /// An out-of-band mark is accepted after this many consecutive out-of-band ticks (the move
+    /// persisted). 0 or 1 accepts the first one.
+    pub confirm_ticks: u32,
+    /// An out-of-band mark is accepted at once when the tick's index price is within this many
+    /// basis points of it and has left the band too (the index, built from other markets,
+    /// agrees). 0 disables index confirmation.
+    pub index_agree_bps: u32,
     /// The producer is reported stale when its heartbeat is older than this.
     pub stale_after_ns: u64,
     /// While idle, how often to check whether the producer restarted (one `stat` call each).
@@ -25,6 +34,8 @@ impl Default for IngestConfig {
         IngestConfig {
             instruments: 1,
             band_bps: 5_000,
+            confirm_ticks: 3,
+            index_agree_bps: 100,
             stale_after_ns: 1_000_000_000,
             restart_check_ns: 100_000_000,
             capacity: None,
@@ -160,4 +171,6 @@ pub struct IngestCounters {
     pub reopen_failures: u64,
     /// Alerts raised (gap, stale, resumed, restarted).
     pub alerts: u64,
+    /// Out-of-band moves accepted after confirmation (persistence or the index).
+    pub confirmed_moves: u64,
 }

@@ -64,6 +64,8 @@ struct Seen {
     last_mark_px: i64,
     /// Publish stamp of the last accepted record for this instrument.
     last_publish_ns: u64,
+    /// Consecutive out-of-band ticks held since the last accepted mark.
+    held: u32,
 }
 
 /// The ingest stage over one feed ring file.
@@ -81,6 +83,8 @@ pub struct Ingest {
     stale_since_ns: u64,
     last_restart_check_ns: u64,
     last_heartbeat_ns: u64,
+    /// An alert raised while checking a record, emitted right after it.
+    pending_alert: Option<(u32, u64, u64)>,
 }
 
 const CONSUMER_HEARTBEAT_EVERY_NS: u64 = 1_000_000;
@@ -112,6 +116,7 @@ impl Ingest {
             stale_since_ns: 0,
             last_restart_check_ns: now,
             last_heartbeat_ns: now,
+            pending_alert: None,
         })
     }
 
@@ -162,7 +167,11 @@ impl Ingest {
                 Slot::Ready(record) => {
                     let receive_ns = clock::now_ns();
                     self.consumer.advance();
-                    if let Some(input) = self.validate(&record) {
+                    let input = self.validate(&record);
+                    if let Some((code, arg0, arg1)) = self.pending_alert.take() {
+                        self.alert(pos, code, arg0, arg1, &mut out);
+                    }
+                    if let Some(input) = input {
                         self.counters.accepted += 1;
                         out(FeedEvent {
                             seq: pos,
@@ -359,7 +368,33 @@ impl Ingest {
                 if t.bid_px > 0 && t.ask_px > 0 && t.bid_px > t.ask_px {
                     return Err(Reject::CrossedBook);
                 }
-                self.band(seen.last_mark_px, t.mark_px)?;
+                if self.band(seen.last_mark_px, t.mark_px).is_err() {
+                    // Price sanity: hold the move until it persists or the index agrees.
+                    let agree = self.config.index_agree_bps;
+                    let index_agrees = agree > 0
+                        && t.index_px > 0
+                        && self.band(seen.last_mark_px, t.index_px).is_err()
+                        && (i128::from(t.index_px) - i128::from(t.mark_px)).abs() * 10_000
+                            <= i128::from(t.mark_px) * i128::from(agree);
+                    let held = seen.held + 1;
+                    if !index_agrees && held < self.config.confirm_ticks {
+                        self.seen[instrument as usize].held = held;
+                        if held == 1 {
+                            self.pending_alert = Some((
+                                alert_code::PRICE_HELD,
+                                u64::from(instrument),
+                                t.mark_px as u64,
+                            ));
+                        }
+                        return Err(Reject::OutOfBand);
+                    }
+                    self.counters.confirmed_moves += 1;
+                    self.pending_alert = Some((
+                        alert_code::PRICE_CONFIRMED,
+                        u64::from(instrument),
+                        t.mark_px as u64,
+                    ));
+                }
                 mark = t.mark_px;
             }
             Input::Fill(f) => {
@@ -381,6 +416,11 @@ impl Ingest {
         self.seen[instrument as usize] = Seen {
             last_mark_px: mark,
             last_publish_ns: record.publish_ns,
+            held: if matches!(input, Input::Tick(_)) {
+                0
+            } else {
+                seen.held
+            },
         };
         Ok(input)
     }

@@ -82,8 +82,21 @@ fn bad_records_are_counted_by_reason_and_good_ones_pass() {
     }
     let (events, status) = drain(&mut ingest);
     assert_eq!(status, PollStatus::Data(records.len()));
-    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| matches!(e.body, FeedBody::Input(_)))
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(seqs, vec![0, 8, 9]);
+    // The out-of-band tick was held, with an alert right after it.
+    let held: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e.body {
+            FeedBody::Alert(a) => Some((e.seq, a.code, a.arg1)),
+            FeedBody::Input(_) => None,
+        })
+        .collect();
+    assert_eq!(held, vec![(3, alert_code::PRICE_HELD, 200)]);
     let c = ingest.counters();
     assert_eq!(c.accepted, 3);
     for (reason, want) in [
@@ -249,4 +262,61 @@ proptest::proptest! {
             proptest::prop_assert!(c.accepted + c.rejected.total() + c.gap_records >= n);
         }
     }
+}
+
+fn tick_with_index(instrument: u32, mark: i64, index: i64) -> Record {
+    Input::Tick(Tick {
+        instrument,
+        mark_px: mark,
+        index_px: index,
+        ..Tick::default()
+    })
+    .encode()
+}
+
+#[test]
+fn a_jump_is_held_until_it_persists_or_the_index_agrees() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("feed");
+    let mut p = Producer::create(&path, RingKind::Feed, 64).expect("create");
+    let mut ingest = Ingest::open(&path, config()).expect("open");
+    let marks = |events: &[FeedEvent]| -> Vec<i64> {
+        events
+            .iter()
+            .filter_map(|e| match e.body {
+                FeedBody::Input(Input::Tick(t)) => Some(t.mark_px),
+                _ => None,
+            })
+            .collect()
+    };
+    // A one-tick spike that reverts is never accepted.
+    for m in [1_000, 1_500, 1_010] {
+        p.push(tick_with_index(0, m, 0));
+    }
+    let (events, _) = drain(&mut ingest);
+    assert_eq!(marks(&events), vec![1_000, 1_010]);
+    // A jump that persists for three ticks (confirm_ticks = 3) is accepted on the third.
+    for m in [1_500, 1_510, 1_505, 1_520] {
+        p.push(tick_with_index(0, m, 0));
+    }
+    let (events, _) = drain(&mut ingest);
+    assert_eq!(marks(&events), vec![1_505, 1_520]);
+    let codes: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e.body {
+            FeedBody::Alert(a) => Some(a.code),
+            FeedBody::Input(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![alert_code::PRICE_HELD, alert_code::PRICE_CONFIRMED]
+    );
+    // A jump the index agrees with (index within 1 % of the mark, and out of band too) is
+    // accepted at once.
+    p.push(tick_with_index(0, 2_200, 2_190));
+    let (events, _) = drain(&mut ingest);
+    assert_eq!(marks(&events), vec![2_200]);
+    assert_eq!(ingest.counters().confirmed_moves, 2);
+    assert_eq!(ingest.counters().rejected.get(Reject::OutOfBand), 3);
 }

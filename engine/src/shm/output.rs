@@ -154,6 +154,11 @@ pub mod alert_code {
     pub const PRODUCER_RESTARTED: u32 = 4;
     /// A record was rejected: arg0 = rejection reason code, arg1 = seq.
     pub const RECORD_REJECTED: u32 = 5;
+    /// A mark outside the price band is held until confirmed: arg0 = instrument, arg1 = mark.
+    pub const PRICE_HELD: u32 = 6;
+    /// A held move was confirmed (it persisted, or the index agreed) and accepted: arg0 =
+    /// instrument, arg1 = mark.
+    pub const PRICE_CONFIRMED: u32 = 7;
     /// The insurance fund cannot cover a loss: arg0 = account, arg1 = shortfall money.
     pub const INSURANCE_FUND_SHORT: u32 = 100;
     /// A liquidation order got no fill within its deadline: arg0 = order id.
@@ -167,6 +172,8 @@ pub mod alert_code {
             PRODUCER_RESUMED => "producer_resumed",
             PRODUCER_RESTARTED => "producer_restarted",
             RECORD_REJECTED => "record_rejected",
+            PRICE_HELD => "price_held",
+            PRICE_CONFIRMED => "price_confirmed",
             INSURANCE_FUND_SHORT => "insurance_fund_short",
             LIQUIDATION_UNFILLED => "liquidation_unfilled",
             _ => "unknown",

@@ -48,7 +48,14 @@ impl Stage for RiskStage {
         };
         let mut outputs = std::mem::take(&mut self.scratch);
         outputs.clear();
-        self.engine.on_event(&item.event, &mut |o| outputs.push(o));
+        match item.event.body {
+            // Ingest's alerts (gap, stale or restarted producer, held prices) go to the order
+            // ring for the operator, in order with the decisions.
+            crate::ingest::FeedBody::Alert(alert) => outputs.push(crate::shm::Output::Alert(alert)),
+            crate::ingest::FeedBody::Input(_) => {
+                self.engine.on_event(&item.event, &mut |o| outputs.push(o));
+            }
+        }
         let handoff_ns = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::Risk, risk_in),
             None => 0,
