@@ -92,6 +92,8 @@ struct RawFeed {
     stale_after_ms: Option<u64>,
     wait_ms: Option<u64>,
     price_band_bps: Option<u32>,
+    confirm_ticks: Option<u32>,
+    index_agree_bps: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +178,10 @@ pub struct RunConfig {
     pub feed_wait: Duration,
     /// Largest accepted mark move relative to the last one, basis points (0: off).
     pub price_band_bps: u32,
+    /// Consecutive out-of-band ticks that confirm a move.
+    pub confirm_ticks: u32,
+    /// An out-of-band mark is confirmed at once when the index is this close to it (bps).
+    pub index_agree_bps: u32,
     /// Order ring path.
     pub orders: PathBuf,
     /// Order ring capacity (power of two).
@@ -421,6 +427,8 @@ impl RunConfig {
             stale_after: Duration::from_millis(raw.feed.stale_after_ms.unwrap_or(1_000)),
             feed_wait: Duration::from_millis(raw.feed.wait_ms.unwrap_or(10_000)),
             price_band_bps: raw.feed.price_band_bps.unwrap_or(5_000),
+            confirm_ticks: raw.feed.confirm_ticks.unwrap_or(3),
+            index_agree_bps: raw.feed.index_agree_bps.unwrap_or(100),
             orders: raw
                 .orders
                 .path

@@ -104,6 +104,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         ingest: IngestConfig {
             instruments: engine.instruments().len() as u32,
             band_bps: config.price_band_bps,
+            confirm_ticks: config.confirm_ticks,
+            index_agree_bps: config.index_agree_bps,
             stale_after_ns: config.stale_after.as_nanos() as u64,
             ..IngestConfig::default()
         },
