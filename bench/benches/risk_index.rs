@@ -1,6 +1,8 @@
 //! Per-tick cost of the risk stage with 10^4, 10^5 and 10^6 accounts (3 positions each over 100
 //! instruments): the safe-band index (`risk_index/index/N`) versus evaluating every unit that
-//! holds the ticked instrument (`risk_index/scan/N`), on a seeded random path: most ticks move one
+//! holds the ticked instrument (`risk_index/scan/N`). The book loads healthy (accounts the
+//! generator draws already called or liquidatable are skipped, see `synth::generate_healthy`), then
+//! walks a seeded random path: most ticks move one
 //! instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %. Each iteration is one tick; the
 //! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
 //! liquidation deadlines pass as they would live).
@@ -18,7 +20,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
-use brink::margin::{Account, InstrumentTable, MarkPrices, Price};
+use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Price};
 use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
 use criterion::Criterion;
 use rand::rngs::StdRng;
@@ -53,7 +55,7 @@ fn market() -> (InstrumentTable, MarkPrices) {
 }
 
 fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Account> {
-    match synth::generate(table, marks, count, 42, POSITIONS) {
+    match synth::generate_healthy(table, marks, count, 42, POSITIONS, CallLevel::default()) {
         Ok(a) => a,
         Err(e) => panic!("bench set-up: {e}"),
     }
