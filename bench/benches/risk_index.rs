@@ -7,6 +7,9 @@
 //! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
 //! liquidation deadlines pass as they would live).
 //!
+//! `risk_index/index_calm/N` runs the index on the same path without the jumps (no
+//! liquidations), which separates the cost of the index from that of liquidation work.
+//!
 //! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
 //! `heap_bytes()` plus its struct, and the change of the process's resident set (`VmRSS`) over
 //! generating the accounts and building the engine.
@@ -34,12 +37,12 @@ const PATH_LEN: usize = 1 << 16;
 const TICK_NS: u64 = 1_000_000;
 
 /// The path: (instrument, relative move in 10^-6).
-fn path(seed: u64) -> Vec<(u32, i64)> {
+fn path(seed: u64, jumps: bool) -> Vec<(u32, i64)> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..PATH_LEN)
         .map(|_| {
             let instrument = rng.random_range(0..INSTRUMENTS as u32);
-            let size = if rng.random_range(0..1000) == 0 {
+            let size = if jumps && rng.random_range(0..1000) == 0 {
                 rng.random_range(10_000..=30_000)
             } else {
                 rng.random_range(100..=500)
@@ -163,6 +166,9 @@ struct Row {
     scan_ns: f64,
     index_evals_per_tick: f64,
     scan_evals_per_tick: f64,
+    /// The index on the path without jumps (no liquidations).
+    calm_ns: f64,
+    calm_evals_per_tick: f64,
 }
 
 fn median_ns(samples: &[(u64, Duration)], keep: usize) -> f64 {
@@ -212,12 +218,15 @@ fn bench_one(
     let c1 = w.engine.counters();
     let ticks = (c1.ticks - ticks0).max(1) as f64;
     println!(
-        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, {} outputs",
+        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, \
+         {} ADL, {} outputs, {} liquidation jobs open at the end",
         c1.ticks - ticks0,
         (c1.evaluations - evals0) as f64 / ticks,
         c1.margin_calls,
         c1.liquidations,
-        w.outputs
+        c1.adl,
+        w.outputs,
+        w.engine.open_jobs()
     );
     let median = median_ns(&recorded.borrow(), samples);
     (median, (c1.evaluations - evals0) as f64 / ticks)
