@@ -235,12 +235,16 @@ fn bench_one(
 fn main() {
     let mem = memory();
     let mut c = Criterion::default().configure_from_args();
-    let path = path(2025);
+    let path_jumps = path(2025, true);
+    let path_calm = path(2025, false);
     let mut rows = Vec::new();
     for count in COUNTS {
         let (index_ns, index_evals_per_tick) =
-            bench_one(&mut c, "index", count, Scan::Index, &path);
-        let (scan_ns, scan_evals_per_tick) = bench_one(&mut c, "scan", count, Scan::Holders, &path);
+            bench_one(&mut c, "index", count, Scan::Index, &path_jumps);
+        let (scan_ns, scan_evals_per_tick) =
+            bench_one(&mut c, "scan", count, Scan::Holders, &path_jumps);
+        let (calm_ns, calm_evals_per_tick) =
+            bench_one(&mut c, "index_calm", count, Scan::Index, &path_calm);
         rows.push((
             count,
             Row {
@@ -248,6 +252,8 @@ fn main() {
                 scan_ns,
                 index_evals_per_tick,
                 scan_evals_per_tick,
+                calm_ns,
+                calm_evals_per_tick,
             },
         ));
     }
@@ -255,17 +261,19 @@ fn main() {
 
     println!();
     println!(
-        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan |"
+        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan | index, no jumps, ns/tick | evals/tick |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (count, r) in &rows {
         println!(
-            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} |",
+            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} | {:.0} | {:.3} |",
             r.index_ns,
             r.scan_ns,
             r.scan_ns / r.index_ns,
             r.index_evals_per_tick,
-            r.scan_evals_per_tick
+            r.scan_evals_per_tick,
+            r.calm_ns,
+            r.calm_evals_per_tick
         );
     }
     if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {
@@ -273,6 +281,11 @@ fn main() {
             "index growth 10^4 -> 10^6 accounts: {:.2}x (goal <= 2x); scan/index at 10^6: {:.0}x (goal >= 1000x)",
             last.index_ns / first.index_ns,
             last.scan_ns / last.index_ns
+        );
+        println!(
+            "without jumps: index growth 10^4 -> 10^6: {:.2}x; scan (with jumps) / index (without) at 10^6: {:.0}x",
+            last.calm_ns / first.calm_ns,
+            last.scan_ns / last.calm_ns
         );
     }
     println!(
