@@ -1,9 +1,14 @@
 //! Per-tick cost of the risk stage with 10^4, 10^5 and 10^6 accounts (3 positions each over 100
 //! instruments): the safe-band index (`risk_index/index/N`) versus evaluating every unit that
-//! holds the ticked instrument (`risk_index/scan/N`), on a seeded random path: most ticks move one
+//! holds the ticked instrument (`risk_index/scan/N`). The book loads healthy (accounts the
+//! generator draws already called or liquidatable are skipped, see `synth::generate_healthy`), then
+//! walks a seeded random path: most ticks move one
 //! instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %. Each iteration is one tick; the
 //! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
 //! liquidation deadlines pass as they would live).
+//!
+//! `risk_index/index_calm/N` runs the index on the same path without the jumps (no
+//! liquidations), which separates the cost of the index from that of liquidation work.
 //!
 //! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
 //! `heap_bytes()` plus its struct, and the change of the process's resident set (`VmRSS`) over
@@ -18,7 +23,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
-use brink::margin::{Account, InstrumentTable, MarkPrices, Price};
+use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Price};
 use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
 use criterion::Criterion;
 use rand::rngs::StdRng;
@@ -32,12 +37,12 @@ const PATH_LEN: usize = 1 << 16;
 const TICK_NS: u64 = 1_000_000;
 
 /// The path: (instrument, relative move in 10^-6).
-fn path(seed: u64) -> Vec<(u32, i64)> {
+fn path(seed: u64, jumps: bool) -> Vec<(u32, i64)> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..PATH_LEN)
         .map(|_| {
             let instrument = rng.random_range(0..INSTRUMENTS as u32);
-            let size = if rng.random_range(0..1000) == 0 {
+            let size = if jumps && rng.random_range(0..1000) == 0 {
                 rng.random_range(10_000..=30_000)
             } else {
                 rng.random_range(100..=500)
@@ -53,7 +58,7 @@ fn market() -> (InstrumentTable, MarkPrices) {
 }
 
 fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Account> {
-    match synth::generate(table, marks, count, 42, POSITIONS) {
+    match synth::generate_healthy(table, marks, count, 42, POSITIONS, CallLevel::default()) {
         Ok(a) => a,
         Err(e) => panic!("bench set-up: {e}"),
     }
@@ -161,6 +166,9 @@ struct Row {
     scan_ns: f64,
     index_evals_per_tick: f64,
     scan_evals_per_tick: f64,
+    /// The index on the path without jumps (no liquidations).
+    calm_ns: f64,
+    calm_evals_per_tick: f64,
 }
 
 fn median_ns(samples: &[(u64, Duration)], keep: usize) -> f64 {
@@ -210,12 +218,15 @@ fn bench_one(
     let c1 = w.engine.counters();
     let ticks = (c1.ticks - ticks0).max(1) as f64;
     println!(
-        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, {} outputs",
+        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, \
+         {} ADL, {} outputs, {} liquidation jobs open at the end",
         c1.ticks - ticks0,
         (c1.evaluations - evals0) as f64 / ticks,
         c1.margin_calls,
         c1.liquidations,
-        w.outputs
+        c1.adl,
+        w.outputs,
+        w.engine.open_jobs()
     );
     let median = median_ns(&recorded.borrow(), samples);
     (median, (c1.evaluations - evals0) as f64 / ticks)
@@ -224,12 +235,16 @@ fn bench_one(
 fn main() {
     let mem = memory();
     let mut c = Criterion::default().configure_from_args();
-    let path = path(2025);
+    let path_jumps = path(2025, true);
+    let path_calm = path(2025, false);
     let mut rows = Vec::new();
     for count in COUNTS {
         let (index_ns, index_evals_per_tick) =
-            bench_one(&mut c, "index", count, Scan::Index, &path);
-        let (scan_ns, scan_evals_per_tick) = bench_one(&mut c, "scan", count, Scan::Holders, &path);
+            bench_one(&mut c, "index", count, Scan::Index, &path_jumps);
+        let (scan_ns, scan_evals_per_tick) =
+            bench_one(&mut c, "scan", count, Scan::Holders, &path_jumps);
+        let (calm_ns, calm_evals_per_tick) =
+            bench_one(&mut c, "index_calm", count, Scan::Index, &path_calm);
         rows.push((
             count,
             Row {
@@ -237,6 +252,8 @@ fn main() {
                 scan_ns,
                 index_evals_per_tick,
                 scan_evals_per_tick,
+                calm_ns,
+                calm_evals_per_tick,
             },
         ));
     }
@@ -244,17 +261,19 @@ fn main() {
 
     println!();
     println!(
-        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan |"
+        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan | index, no jumps, ns/tick | evals/tick |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (count, r) in &rows {
         println!(
-            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} |",
+            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} | {:.0} | {:.3} |",
             r.index_ns,
             r.scan_ns,
             r.scan_ns / r.index_ns,
             r.index_evals_per_tick,
-            r.scan_evals_per_tick
+            r.scan_evals_per_tick,
+            r.calm_ns,
+            r.calm_evals_per_tick
         );
     }
     if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {
@@ -262,6 +281,11 @@ fn main() {
             "index growth 10^4 -> 10^6 accounts: {:.2}x (goal <= 2x); scan/index at 10^6: {:.0}x (goal >= 1000x)",
             last.index_ns / first.index_ns,
             last.scan_ns / last.index_ns
+        );
+        println!(
+            "without jumps: index growth 10^4 -> 10^6: {:.2}x; scan (with jumps) / index (without) at 10^6: {:.0}x",
+            last.calm_ns / first.calm_ns,
+            last.scan_ns / last.calm_ns
         );
     }
     println!(

@@ -30,8 +30,8 @@ use thiserror::Error;
 
 use super::{BulkError, BulkPosition, BulkWriter, MONEY_DECIMALS};
 use crate::margin::{
-    Account, Instrument, InstrumentId, InstrumentKind, InstrumentSpec, InstrumentTable,
-    MarginError, MarginMode, MarkPrices, Position, TierSpec,
+    Account, CallLevel, Instrument, InstrumentId, InstrumentKind, InstrumentSpec, InstrumentTable,
+    MarginError, MarginMode, MarginStatus, MarkPrices, Position, TierSpec,
 };
 use crate::num::{Money, Price, Qty, Rate};
 
@@ -214,6 +214,35 @@ pub fn generate(
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for _ in 0..count {
         out.push(g.next_account(&mut scratch)?);
+    }
+    Ok(out)
+}
+
+/// `count` synthetic accounts that load healthy (below `level` and above maintenance on every
+/// margin unit at `marks`), as an exchange's book is between crashes: accounts the generator
+/// draws already called or liquidatable are skipped, so ids ascend with gaps. Stops with fewer
+/// accounts only if `100·count` draws did not find enough.
+pub fn generate_healthy(
+    table: &InstrumentTable,
+    marks: &MarkPrices,
+    count: u64,
+    seed: u64,
+    per_account: usize,
+    level: CallLevel,
+) -> Result<Vec<Account>, GenError> {
+    let mut g = AccountGen::new(table, marks, seed, per_account)?;
+    let mut scratch = Vec::with_capacity(per_account);
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut draws = 0u64;
+    while (out.len() as u64) < count && draws < count.saturating_mul(100) {
+        draws += 1;
+        let account = g.next_account(&mut scratch)?;
+        if account
+            .evaluate(table, marks, level)
+            .is_ok_and(|r| r.worst == MarginStatus::Healthy)
+        {
+            out.push(account);
+        }
     }
     Ok(out)
 }

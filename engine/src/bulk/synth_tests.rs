@@ -112,6 +112,30 @@ fn synthetic_instruments_are_priced_and_tiered() {
 }
 
 #[test]
+fn a_healthy_book_has_only_healthy_accounts_and_the_count_asked() {
+    let (table, marks) = instruments(10, 5);
+    let level = CallLevel::default();
+    let all = generate(&table, &marks, 5_000, 8, 3).unwrap();
+    let unhealthy = all
+        .iter()
+        .filter(|a| a.evaluate(&table, &marks, level).unwrap().worst != MarginStatus::Healthy)
+        .count();
+    assert!(
+        unhealthy > 0,
+        "the plain generator drew no unhealthy account"
+    );
+    let healthy = generate_healthy(&table, &marks, 5_000, 8, 3, level).unwrap();
+    assert_eq!(healthy.len(), 5_000);
+    for a in &healthy {
+        assert_eq!(
+            a.evaluate(&table, &marks, level).unwrap().worst,
+            MarginStatus::Healthy
+        );
+    }
+    assert!(healthy.windows(2).all(|w| w[0].id() < w[1].id()));
+}
+
+#[test]
 fn no_marks_is_an_error() {
     let (table, _) = instruments(3, 1);
     let err = AccountGen::new(&table, &MarkPrices::new(3), 1, 3).unwrap_err();
