@@ -101,6 +101,8 @@ pub(crate) struct Child {
     pub order_id: u64,
     pub qty: i64,
     pub sent_ns: u64,
+    /// Its limit: the bankruptcy price when it was sent, rounded against the account.
+    pub limit_px: i64,
 }
 
 /// A position being liquidated.
@@ -124,6 +126,24 @@ pub(crate) struct Job {
     /// Last start or fill time.
     pub progress_ns: u64,
     pub child: Option<Child>,
+}
+
+/// An open liquidation child order, as [`RiskEngine::liquidation_order`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOrder {
+    /// Account id.
+    pub account: u64,
+    /// Instrument.
+    pub instrument: u32,
+    /// Closing side.
+    pub side: Side,
+    /// Quantity still open on the child, lots.
+    pub qty: i64,
+    /// Its limit price.
+    pub limit_px: i64,
+    /// Whether its fills close the account out at the limit: the difference between fill and
+    /// limit (or, isolated, the margin handed back) goes to the insurance fund.
+    pub full: bool,
 }
 
 /// One planned reduction.
@@ -424,6 +444,19 @@ impl RiskEngine {
                 continue;
             }
             let mut job = job;
+            // An ordinary fill may have reduced the position meanwhile: never close more than
+            // is held.
+            job.remaining = job
+                .remaining
+                .min(self.held(job.account, instrument, job.side));
+            if job.remaining <= 0 {
+                if let Some(c) = job.child {
+                    self.orders.remove(&c.order_id);
+                }
+                self.jobs.remove(j);
+                self.job_done(job.unit, seq, now_ns, out);
+                continue;
+            }
             if let Some(child) = job.child
                 && now_ns.saturating_sub(child.sent_ns) >= cfg.child_timeout_ns
             {
@@ -464,9 +497,17 @@ impl RiskEngine {
                 // Not enough opposite quantity: wait for the next deadline, keep working it.
                 job.progress_ns = now_ns;
             }
-            if job.child.is_none()
+            // The limit follows the bankruptcy price as fills and fees move it, so no child is
+            // ever priced worse than bankruptcy when it is sent.
+            let limit = if job.child.is_none() {
+                self.current_limit(job.account, instrument)
+            } else {
+                None
+            };
+            if let Some(limit_px) = limit
                 && let Some(qty) = slice_qty(&book, job.side, job.remaining, &cfg)
             {
+                job.limit_px = limit_px;
                 let account_id = self.accounts[job.account as usize].id();
                 let mut id = order_id(account_id, instrument, job.seq, job.children);
                 while self.orders.contains_key(&id) {
@@ -477,6 +518,7 @@ impl RiskEngine {
                     order_id: id,
                     qty,
                     sent_ns: now_ns,
+                    limit_px,
                 });
                 self.orders.insert(id, (job.account, instrument));
                 self.counters.orders += 1;
@@ -518,7 +560,10 @@ impl RiskEngine {
         };
         let mut job = self.jobs[j];
         let signed = if job.side == Side::Sell { -1 } else { 1 };
-        let x = qty.unsigned_abs().min(job.remaining as u64) as i64;
+        let x = qty
+            .unsigned_abs()
+            .min(job.remaining as u64)
+            .min(self.held(account, instrument, job.side) as u64) as i64;
         if x == 0 || qty.signum() != signed {
             self.counters.fills_refused += 1;
             return true;
@@ -595,6 +640,55 @@ impl RiskEngine {
         true
     }
 
+    /// The limit a new child of `account`'s position on `instrument` gets now: its bankruptcy
+    /// price rounded to the tick against the account (the lowest tick for a long that never goes
+    /// bankrupt); `None` (hold) for a short bankrupt at every price or on an evaluation error.
+    fn current_limit(&self, account: u32, instrument: u32) -> Option<i64> {
+        let id = InstrumentId(instrument);
+        let a = &self.accounts[account as usize];
+        let i = a.position_index(id)?;
+        let inst = self.table.get(id)?;
+        let side = a.positions()[i].side();
+        match a.bankruptcy_price(i, &self.table, &self.marks).ok()? {
+            Some(bp) => to_tick_against(bp, inst, side)
+                .map(|px| px.0)
+                .filter(|&px| px > 0),
+            None if side > 0 => Some(inst.tick.0),
+            None => None,
+        }
+    }
+
+    /// Lots of `account`'s position on `instrument` that an order of side `closing` reduces.
+    fn held(&self, account: u32, instrument: u32, closing: Side) -> i64 {
+        let a = &self.accounts[account as usize];
+        a.position_index(InstrumentId(instrument))
+            .map(|i| a.positions()[i].qty().0)
+            .map_or(0, |q| match closing {
+                Side::Sell => q.max(0),
+                Side::Buy => (-q).max(0),
+            })
+    }
+
+    /// The open liquidation child order `order_id`, if any: what a ledger replaying the output
+    /// records needs beyond them (whether its fills close the account out at the limit).
+    pub fn liquidation_order(&self, order_id: u64) -> Option<OpenOrder> {
+        let &(account, instrument) = self.orders.get(&order_id)?;
+        let job = self.jobs.iter().find(|j| {
+            j.account == account
+                && j.instrument == instrument
+                && j.child.is_some_and(|c| c.order_id == order_id)
+        })?;
+        let child = job.child?;
+        Some(OpenOrder {
+            account: self.accounts[account as usize].id(),
+            instrument,
+            side: job.side,
+            qty: child.qty,
+            limit_px: child.limit_px,
+            full: job.full,
+        })
+    }
+
     /// A cross wallet below zero is reset to zero by the fund.
     pub(crate) fn reset_negative_wallet(&mut self, account: u32) {
         let wallet = self.accounts[account as usize].wallet();
@@ -648,6 +742,11 @@ impl RiskEngine {
         } else {
             limit_px
         };
+        let closing = if side > 0 { Side::Sell } else { Side::Buy };
+        let qty = qty.min(self.held(account, instrument, closing));
+        if qty <= 0 {
+            return 0;
+        }
         let mut ranked = self.adl_ranking(instrument, -side);
         ranked.retain(|&(_, a)| a != account);
         let bankrupt_id = self.accounts[account as usize].id();
@@ -669,11 +768,15 @@ impl RiskEngine {
                 mode: MarginMode::Cross,
             };
             let c_mode = self.accounts[counterparty as usize].positions()[i].mode();
-            if self.accounts[counterparty as usize]
+            match self.accounts[counterparty as usize]
                 .apply_fill(&self.table, close(-cq.signum() * x))
-                .is_err()
             {
-                continue;
+                Ok(outcome) if outcome.isolated_shortfall.is_positive() => {
+                    // A losing isolated counterparty closed beyond its margin: the fund's.
+                    self.fund.cover(outcome.isolated_shortfall);
+                }
+                Ok(_) => {}
+                Err(_) => continue,
             }
             let b_mode = self.accounts[account as usize]
                 .position_index(id)
@@ -711,7 +814,9 @@ impl RiskEngine {
             }));
             self.readmit.push(counterparty);
         }
-        self.reset_negative_wallet(account);
+        if left < qty {
+            self.reset_negative_wallet(account);
+        }
         if left > 0 {
             self.counters.adl_shortfall += 1;
         }

@@ -255,6 +255,8 @@ impl RiskEngine {
             Input::Collateral(c) => self.on_collateral(&c, seq, now, out),
             Input::Funding(_) | Input::Status(_) | Input::Heartbeat(_) => {}
         }
+        // Whatever ADL an input caused is emitted with that input's records, not the next's.
+        self.flush(seq, now, out);
     }
 
     /// Applies a mark price for an instrument (no book, time 0): the core of a tick.
@@ -692,6 +694,8 @@ impl RiskEngine {
     }
 }
 
+#[cfg(test)]
+mod conservation_tests;
 #[cfg(test)]
 mod liquidation_tests;
 #[cfg(test)]
