@@ -79,6 +79,8 @@ pub struct LiquidationConfig {
     pub fill_deadline_ns: u64,
     /// Order of reduction of a cross unit's positions.
     pub priority: Priority,
+    /// The insurance fund's circuit breaker.
+    pub breaker: super::breaker::BreakerConfig,
 }
 
 impl Default for LiquidationConfig {
@@ -91,6 +93,7 @@ impl Default for LiquidationConfig {
             child_timeout_ns: 1_000_000_000,
             fill_deadline_ns: 5_000_000_000,
             priority: Priority::CalmDeepFirst,
+            breaker: super::breaker::BreakerConfig::default(),
         }
     }
 }
@@ -396,6 +399,14 @@ impl RiskEngine {
                 opened += 1;
                 continue;
             };
+            if self.breaker.tripped() {
+                // The fund does not absorb: straight to ADL at the bankruptcy limit.
+                let closed = self.adl_now(u.account, id.0, p.side(), cut.qty, limit_px, seq);
+                cut.qty -= closed;
+                if cut.qty <= 0 {
+                    continue;
+                }
+            }
             let side = if p.side() > 0 { Side::Sell } else { Side::Buy };
             self.jobs.push(Job {
                 unit,
@@ -469,7 +480,8 @@ impl RiskEngine {
                 Side::Sell => m.0 < job.limit_px,
                 Side::Buy => m.0 > job.limit_px,
             });
-            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns;
+            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns
+                || self.breaker.tripped();
             if job.child.is_none() && (late || (beyond && job.full)) {
                 let side = if job.side == Side::Sell { 1 } else { -1 };
                 let closed = self.adl_now(

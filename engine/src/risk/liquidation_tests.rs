@@ -361,3 +361,120 @@ fn margin_calls_fire_once_per_crossing_and_rearm_below_the_lower_level() {
     assert_eq!(calls(&tick(&mut e, SOL, 13_840, Book::default(), 6, 0)), 1);
     assert_eq!(e.counters().margin_calls, 2);
 }
+
+fn send(e: &mut RiskEngine, input: Input, seq: u64, now_ns: u64) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let event = FeedEvent {
+        seq,
+        publish_ns: now_ns,
+        receive_ns: now_ns,
+        body: FeedBody::Input(input),
+    };
+    e.on_event(&event, &mut |o| outs.push(o));
+    outs
+}
+
+fn sol_tick(mark: i64) -> Input {
+    Input::Tick(shm::Tick {
+        instrument: SOL,
+        mark_px: mark,
+        index_px: mark,
+        bid_px: 0,
+        ask_px: 0,
+        bid_qty: 0,
+        ask_qty: 0,
+    })
+}
+
+#[test]
+fn the_breaker_trips_on_a_fund_drawdown_sends_jobs_to_adl_and_rearms_after_the_window() {
+    let accounts = vec![
+        sol_long(7),
+        // 100 SOL long at 150.00 on 2,000: bankrupt at 130.00.
+        account(8, "2000", &[(SOL, 100_000, 15_000, MarginMode::Cross, "0")]),
+        account(
+            9,
+            "100000",
+            &[(SOL, -300_000, 15_000, MarginMode::Cross, "0")],
+        ),
+    ];
+    let mut config = RiskConfig::default();
+    config.liquidation.breaker = breaker::BreakerConfig {
+        max_loss_share: Rate(100_000_000),
+        window_ns: 60_000_000_000,
+    };
+    let mut e = RiskEngine::new(test_table(), marks(), accounts, config, Scan::Index)
+        .with_fund(money("1000"));
+    let s = 1_000_000_000;
+    // 136.00: account 7 is closed out in full at its bankruptcy price 135.00.
+    let liq = liquidations(&send(&mut e, sol_tick(13_600), 1, s));
+    assert_eq!(liq.len(), 1);
+    assert_eq!((liq[0].account, liq[0].limit_px), (7, 13_500));
+    // The venue reports a fill at 133.00, 2.00 worse than the limit: the fund takes the fee
+    // 66.50, pays the 200.00 below the limit and the 66.50 the fee left negative: 800.00, a
+    // 20 % drawdown from 1,000.00, over the 10 % allowed. One alert.
+    let outs = send(
+        &mut e,
+        Input::Fill(shm::Fill {
+            account: 7,
+            instrument: SOL,
+            qty: -100_000,
+            price_px: 13_300,
+            fee_money: 0,
+            liquidation_order_id: liq[0].order_id,
+        }),
+        2,
+        2 * s,
+    );
+    assert_eq!(e.fund().balance(), money("800"));
+    let alerts: Vec<shm::Alert> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![shm::Alert {
+            code: breaker::FUND_BREAKER_TRIPPED,
+            arg0: 200 * 100_000_000,
+            arg1: 800 * 100_000_000,
+        }]
+    );
+    assert!(e.breaker().tripped());
+    // 131.00: account 8 (equity 100, MM 262) is closed in full; with the breaker tripped it
+    // goes straight to ADL at 130.00 against the short, with no order to the market.
+    let outs = send(&mut e, sol_tick(13_100), 3, 3 * s);
+    assert!(liquidations(&outs).is_empty(), "{outs:?}");
+    let adl: Vec<shm::Adl> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adl.len(), 1);
+    assert_eq!(
+        (
+            adl[0].account,
+            adl[0].side,
+            adl[0].qty,
+            adl[0].price_px,
+            adl[0].bankrupt_account
+        ),
+        (9, Side::Buy, 100_000, 13_000, 8)
+    );
+    assert_eq!(e.accounts()[1].wallet(), Money::ZERO);
+    assert!(e.accounts()[1].positions().is_empty());
+    // The short realised (150 − 130) · 100 = 2,000 on the third it gave up.
+    assert_eq!(e.accounts()[2].wallet(), money("102000"));
+    assert_eq!(e.accounts()[2].positions()[0].qty(), Qty(-200_000));
+    assert_eq!(e.fund().balance(), money("800"));
+    // No second alert while tripped; re-armed once the window has passed since the trip.
+    assert!(send(&mut e, sol_tick(13_150), 4, 61 * s).is_empty());
+    assert!(e.breaker().tripped());
+    assert!(send(&mut e, sol_tick(13_160), 5, 62 * s).is_empty());
+    assert!(!e.breaker().tripped());
+    assert_eq!(e.breaker().trips(), 1);
+}

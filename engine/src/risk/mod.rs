@@ -22,6 +22,7 @@
 //! or a hash map's iteration order.
 
 pub mod bands;
+pub mod breaker;
 pub mod fund;
 pub mod liquidation;
 pub mod units;
@@ -144,6 +145,7 @@ pub struct RiskEngine {
     scan: Scan,
     counters: RiskCounters,
     fund: InsuranceFund,
+    breaker: breaker::Breaker,
     books: Vec<Book>,
     /// EWMA of absolute relative mark moves per instrument, 10^-9 units.
     vol: Vec<u64>,
@@ -212,6 +214,7 @@ impl RiskEngine {
             scan,
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
+            breaker: breaker::Breaker::default(),
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
             jobs: Vec::new(),
@@ -257,6 +260,12 @@ impl RiskEngine {
         }
         // Whatever ADL an input caused is emitted with that input's records, not the next's.
         self.flush(seq, now, out);
+        self.breaker.update(
+            &self.config.liquidation.breaker,
+            now,
+            self.fund.balance(),
+            out,
+        );
     }
 
     /// Applies a mark price for an instrument (no book, time 0): the core of a tick.
@@ -642,6 +651,11 @@ impl RiskEngine {
     /// The insurance fund.
     pub fn fund(&self) -> &InsuranceFund {
         &self.fund
+    }
+
+    /// The insurance fund's circuit breaker.
+    pub fn breaker(&self) -> &breaker::Breaker {
+        &self.breaker
     }
 
     /// Liquidation jobs still open.
