@@ -36,6 +36,8 @@ struct Ledger {
     fund: Money,
     /// Liquidation orders seen in the outputs: id → (record, full close-out).
     orders: HashMap<u64, (shm::Liquidation, bool)>,
+    /// Last mark of each instrument, from the tick records.
+    marks: [i64; 3],
 }
 
 fn neg(m: Money) -> Money {
@@ -81,6 +83,37 @@ impl Ledger {
                 let amount = Money::from_scaled_floor(i128::from(c.amount_money), 8).unwrap();
                 if self.accounts.contains_key(&c.account) {
                     self.wallet(c.account, amount);
+                }
+            }
+            Input::Tick(t) if t.mark_px > 0 => self.marks[t.instrument as usize] = t.mark_px,
+            Input::Funding(f) => {
+                let inst = self.table.get(InstrumentId(f.instrument)).unwrap().clone();
+                let mark = self.marks[f.instrument as usize];
+                let mut ids: Vec<u64> = self.accounts.keys().copied().collect();
+                ids.sort_unstable();
+                for id in ids {
+                    let a = self.accounts.get_mut(&id).unwrap();
+                    let Some(i) = a.position_index(InstrumentId(f.instrument)) else {
+                        continue;
+                    };
+                    let p = a.positions()[i];
+                    // −qty · mark · rate, floored.
+                    let pay = Money::from_scaled_floor(
+                        -i128::from(p.qty().0) * i128::from(mark) * i128::from(f.rate_e9),
+                        inst.margin_decimals(),
+                    )
+                    .unwrap();
+                    if p.mode() == MarginMode::Cross {
+                        a.change_wallet(pay).unwrap();
+                    } else {
+                        let booked = pay.max(neg(p.isolated_margin()));
+                        a.change_wallet(booked).unwrap();
+                        a.transfer_isolated_margin(InstrumentId(f.instrument), booked)
+                            .unwrap();
+                        if pay < booked {
+                            self.cover(booked.checked_sub(pay).unwrap());
+                        }
+                    }
                 }
             }
             Input::Fill(f) if self.orders.contains_key(&f.liquidation_order_id) => {
@@ -322,6 +355,7 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
         accounts: accounts.iter().map(|a| (a.id(), a.clone())).collect(),
         fund: fund0,
         orders: HashMap::new(),
+        marks: BASE,
     };
     let mut prices = BASE;
     let mut now_ns = 1_000u64;
@@ -369,7 +403,12 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                 fee_money: rng.random_range(0..500_000_000),
                 liquidation_order_id: 0,
             })
-        } else if roll < 46 {
+        } else if roll < 50 {
+            Input::Funding(shm::Funding {
+                instrument: rng.random_range(0..3),
+                rate_e9: rng.random_range(-3_000_000..3_000_000),
+            })
+        } else if roll < 56 {
             let a = &accounts[rng.random_range(0..accounts.len())];
             Input::Collateral(shm::Collateral {
                 account: a.id(),
@@ -416,9 +455,14 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
         brute.on_event(&event, &mut |o| outs_brute.push(o));
         assert_eq!(
             outs, outs_brute,
-            "seed {seed} seq {seq}: index and brute force differ"
+            "seed {seed} seq {seq}: index and brute force differ on {input:?}"
         );
 
+        assert_eq!(
+            e.unit_states().collect::<Vec<_>>(),
+            brute.unit_states().collect::<Vec<_>>(),
+            "seed {seed} seq {seq}: unit states differ after {input:?} → {outs:?}"
+        );
         // The replay, from the records alone (plus each new order's full flag).
         let isolated_fill = match input {
             Input::Fill(f) => ledger
@@ -530,17 +574,18 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
 
 #[test]
 fn money_is_accounted_for_in_random_scenarios() {
-    let (mut fills, mut adl, mut orders, mut fund_paid) = (0, 0, 0, 0);
+    let (mut fills, mut adl, mut orders, mut fund_paid, mut funding) = (0, 0, 0, 0, 0);
     for seed in 0..40 {
         let (c, paid) = run(seed, 400);
         fills += c.liquidation_fills;
         adl += c.adl;
         orders += c.orders;
+        funding += c.funding;
         fund_paid += u64::from(paid);
     }
     // The scenarios exercise what they claim to check.
     assert!(
-        orders > 0 && fills > 0 && adl > 0 && fund_paid > 0,
-        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid}"
+        orders > 0 && fills > 0 && adl > 0 && fund_paid > 0 && funding > 0,
+        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding}"
     );
 }

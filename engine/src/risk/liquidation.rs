@@ -625,6 +625,8 @@ impl RiskEngine {
             self.fund.cover(outcome.isolated_shortfall);
         }
         self.reset_negative_wallet(account);
+        // Margin an isolated close hands back changes the account's cross unit too.
+        self.readmit.push(account);
         job.remaining -= x;
         job.progress_ns = now_ns;
         if let Some(mut child) = job.child {
@@ -828,6 +830,7 @@ impl RiskEngine {
         }
         if left < qty {
             self.reset_negative_wallet(account);
+            self.readmit.push(account);
         }
         if left > 0 {
             self.counters.adl_shortfall += 1;

@@ -478,3 +478,34 @@ fn the_breaker_trips_on_a_fund_drawdown_sends_jobs_to_adl_and_rearms_after_the_w
     assert!(!e.breaker().tripped());
     assert_eq!(e.breaker().trips(), 1);
 }
+
+#[test]
+fn funding_is_paid_by_longs_to_shorts_at_the_mark_and_rebands_the_holders() {
+    let accounts = vec![
+        sol_long(7),
+        account(
+            8,
+            "10",
+            &[(SOL, -50_000, 15_000, MarginMode::Isolated, "100")],
+        ),
+    ];
+    let mut e = engine(accounts);
+    // Mark 150.00, rate 0.01 %: the long pays 100 · 150 · 0.0001 = 1.50 from its wallet; the
+    // isolated short receives 50 · 150 · 0.0001 = 0.75 into its margin, its wallet untouched.
+    let funding = Input::Funding(shm::Funding {
+        instrument: SOL,
+        rate_e9: 100_000,
+    });
+    assert!(send(&mut e, funding, 1, 1_000).is_empty());
+    assert_eq!(e.accounts()[0].wallet(), money("1498.5"));
+    assert_eq!(e.accounts()[1].wallet(), money("10"));
+    assert_eq!(
+        e.accounts()[1].positions()[0].isolated_margin(),
+        money("100.75")
+    );
+    assert_eq!(e.counters().funding, 2);
+    // Re-banded: the long's liquidation level moved up by 1.50 / (100 · 0.98) = 0.0153…, so
+    // 137.77 (liquidatable before only below 137.755) now liquidates it.
+    let outs = send(&mut e, sol_tick(13_770), 2, 2_000);
+    assert_eq!(e.unit_state(0), Some(UnitState::Liquidating), "{outs:?}");
+}

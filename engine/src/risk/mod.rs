@@ -24,6 +24,7 @@
 pub mod bands;
 pub mod breaker;
 pub mod fund;
+pub mod funding;
 pub mod liquidation;
 pub mod units;
 
@@ -100,6 +101,8 @@ pub struct RiskCounters {
     pub adl: u64,
     /// ADL events that found too little opposite quantity.
     pub adl_shortfall: u64,
+    /// Funding payments booked.
+    pub funding: u64,
 }
 
 /// Top of book of an instrument, as of its last tick.
@@ -256,7 +259,8 @@ impl RiskEngine {
             }
             Input::Fill(f) => self.on_fill(&f, seq, now, out),
             Input::Collateral(c) => self.on_collateral(&c, seq, now, out),
-            Input::Funding(_) | Input::Status(_) | Input::Heartbeat(_) => {}
+            Input::Funding(f) => self.on_funding(f.instrument, f.rate_e9, seq, now, out),
+            Input::Status(_) | Input::Heartbeat(_) => {}
         }
         // Whatever ADL an input caused is emitted with that input's records, not the next's.
         self.flush(seq, now, out);
@@ -395,6 +399,8 @@ impl RiskEngine {
         if let Some(unit) = unit {
             self.readmit_unit(unit, seq, now_ns, out);
         }
+        // An isolated close hands its margin back to the wallet: the cross unit changed too.
+        self.readmit.push(a);
     }
 
     /// A deposit or withdrawal on an account's cross wallet.
@@ -638,7 +644,13 @@ impl RiskEngine {
                 .iter()
                 .any(|p| p.mode() == MarginMode::Cross)
         } else {
-            u.instrument != CROSS && account.position_index(InstrumentId(u.instrument)).is_some()
+            // A released isolated slot (stale in a holder list) holds nothing, even when the
+            // account holds the instrument again, cross.
+            u.instrument != CROSS
+                && self.units.isolated(u.account, u.instrument) == Some(unit)
+                && account
+                    .position_index(InstrumentId(u.instrument))
+                    .is_some_and(|i| account.positions()[i].mode() == MarginMode::Isolated)
         }
     }
 
