@@ -38,6 +38,8 @@ struct Ledger {
     orders: HashMap<u64, (shm::Liquidation, bool)>,
     /// Last mark of each instrument, from the tick records.
     marks: [i64; 3],
+    /// Instruments a `Settling` status record closed: their fills are refused.
+    settled: [bool; 3],
 }
 
 fn neg(m: Money) -> Money {
@@ -85,6 +87,10 @@ impl Ledger {
                     self.wallet(c.account, amount);
                 }
             }
+            Input::Status(st) if st.state == shm::InstrumentState::Settling => {
+                self.settled[st.instrument as usize] = true;
+            }
+            Input::Fill(f) if self.settled[f.instrument as usize] => {}
             Input::Tick(t) if t.mark_px > 0 => self.marks[t.instrument as usize] = t.mark_px,
             Input::Funding(f) => {
                 let inst = self.table.get(InstrumentId(f.instrument)).unwrap().clone();
@@ -253,6 +259,28 @@ impl Ledger {
                 _ => None,
             })
             .collect();
+        for o in outs {
+            if let Output::Settlement(st) = o {
+                let a = self.accounts.get_mut(&st.account).unwrap();
+                let id = InstrumentId(st.instrument);
+                let mode = a.positions()[a.position_index(id).unwrap()].mode();
+                let outcome = a
+                    .apply_fill(
+                        &self.table,
+                        Fill {
+                            instrument: id,
+                            qty: Qty(-st.qty),
+                            price: Price(st.price_px),
+                            fee: Money::ZERO,
+                            mode,
+                        },
+                    )
+                    .expect("a settlement books");
+                if outcome.isolated_shortfall.is_positive() {
+                    self.cover(outcome.isolated_shortfall);
+                }
+            }
+        }
         let mut cash = 0;
         for run in adl.chunk_by(|a, b| {
             (a.bankrupt_account, a.instrument) == (b.bankrupt_account, b.instrument)
@@ -356,6 +384,7 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
         fund: fund0,
         orders: HashMap::new(),
         marks: BASE,
+        settled: [false; 3],
     };
     let mut prices = BASE;
     let mut now_ns = 1_000u64;
@@ -402,6 +431,14 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                 price_px: p + p * rng.random_range(-50..50) / 10_000,
                 fee_money: rng.random_range(0..500_000_000),
                 liquidation_order_id: 0,
+            })
+        } else if seq == 350 && seed % 2 == 0 {
+            let instrument = (seed / 2 % 3) as u32;
+            let p = prices[instrument as usize];
+            Input::Status(shm::Status {
+                instrument,
+                state: shm::InstrumentState::Settling,
+                settle_px: if rng.random_bool(0.5) { p + p / 50 } else { 0 },
             })
         } else if roll < 50 {
             Input::Funding(shm::Funding {
@@ -473,7 +510,10 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
             _ => None,
         };
         let wallet_change = match input {
-            Input::Fill(f) if ledger.orders.contains_key(&f.liquidation_order_id) => {
+            Input::Fill(f)
+                if ledger.orders.contains_key(&f.liquidation_order_id)
+                    && !ledger.settled[f.instrument as usize] =>
+            {
                 Some(ledger.liquidation_fill(&f))
             }
             _ => {
@@ -518,7 +558,7 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                 _ => {}
             }
         }
-        if !matches!(input, Input::Fill(_)) {
+        if !matches!(input, Input::Fill(_) | Input::Status(_)) {
             let oi_after: Vec<i64> = (0..3).map(|i| total_qty(&e, i)).collect();
             assert_eq!(
                 oi_before, oi_after,
@@ -574,7 +614,8 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
 
 #[test]
 fn money_is_accounted_for_in_random_scenarios() {
-    let (mut fills, mut adl, mut orders, mut fund_paid, mut funding) = (0, 0, 0, 0, 0);
+    let (mut fills, mut adl, mut orders, mut fund_paid, mut funding, mut settled) =
+        (0, 0, 0, 0, 0, 0);
     for seed in 0..40 {
         let (c, paid) = run(seed, 400);
         fills += c.liquidation_fills;
@@ -582,10 +623,11 @@ fn money_is_accounted_for_in_random_scenarios() {
         orders += c.orders;
         funding += c.funding;
         fund_paid += u64::from(paid);
+        settled += c.settlements;
     }
     // The scenarios exercise what they claim to check.
     assert!(
-        orders > 0 && fills > 0 && adl > 0 && fund_paid > 0 && funding > 0,
-        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding}"
+        orders > 0 && fills > 0 && adl > 0 && fund_paid > 0 && funding > 0 && settled > 0,
+        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding} settled {settled}"
     );
 }

@@ -509,3 +509,78 @@ fn funding_is_paid_by_longs_to_shorts_at_the_mark_and_rebands_the_holders() {
     let outs = send(&mut e, sol_tick(13_770), 2, 2_000);
     assert_eq!(e.unit_state(0), Some(UnitState::Liquidating), "{outs:?}");
 }
+
+#[test]
+fn a_future_settles_at_the_index_twap_at_expiry_and_refuses_later_ticks() {
+    // SOL as a future expiring at Unix second 10,000; TWAP window 30 min (from 8,200 s).
+    let mut table = InstrumentTable::new();
+    for (id, inst) in test_table().iter() {
+        let mut inst = inst.clone();
+        if id.0 == SOL {
+            inst.kind = crate::margin::InstrumentKind::Future {
+                expiry_unix_s: 10_000,
+            };
+        }
+        table.push(inst);
+    }
+    let accounts = vec![
+        sol_long(7),
+        account(
+            8,
+            "10",
+            &[(SOL, -100_000, 15_000, MarginMode::Isolated, "1000")],
+        ),
+    ];
+    let mut e = RiskEngine::new(table, marks(), accounts, RiskConfig::default(), Scan::Index);
+    let s = 1_000_000_000u64;
+    let tick = |index: i64| {
+        Input::Tick(shm::Tick {
+            instrument: SOL,
+            mark_px: 15_000,
+            index_px: index,
+            bid_px: 0,
+            ask_px: 0,
+            bid_qty: 0,
+            ask_qty: 0,
+        })
+    };
+    // Index 140.00 from 8,000 s (counts from 8,200 s: 800 s), 160.00 from 9,000 s (600 s),
+    // 145.00 from 9,600 s (400 s): TWAP = (140·800 + 160·600 + 145·400) / 1800 = 147.777…,
+    // floored to 147.77.
+    assert!(send(&mut e, tick(14_000), 1, 8_000 * s).is_empty());
+    assert!(send(&mut e, tick(16_000), 2, 9_000 * s).is_empty());
+    assert!(send(&mut e, tick(14_500), 3, 9_600 * s).is_empty());
+    // The first input past expiry settles before it is applied; the tick itself is refused.
+    let outs = send(&mut e, tick(20_000), 4, 10_001 * s);
+    assert_eq!(
+        outs,
+        vec![
+            Output::Settlement(shm::Settlement {
+                account: 7,
+                instrument: SOL,
+                qty: 100_000,
+                price_px: 14_777,
+                pnl_money: -22_300_000_000,
+                input_seq: 4,
+            }),
+            Output::Settlement(shm::Settlement {
+                account: 8,
+                instrument: SOL,
+                qty: -100_000,
+                price_px: 14_777,
+                pnl_money: 22_300_000_000,
+                input_seq: 4,
+            }),
+        ]
+    );
+    // Long: 1,500 − 223 = 1,277. Isolated short: margin 1,000 + 223 back to a wallet of 10.
+    assert_eq!(e.accounts()[0].wallet(), money("1277"));
+    assert_eq!(e.accounts()[1].wallet(), money("1233"));
+    assert!(e.accounts().iter().all(|a| a.positions().is_empty()));
+    assert!(e.is_settled(SOL));
+    assert_eq!(e.counters().ticks_refused, 1);
+    assert!(send(&mut e, tick(15_000), 5, 10_002 * s).is_empty());
+    assert_eq!(e.counters().ticks_refused, 2);
+    assert_eq!(e.counters().settlements, 1);
+    assert_eq!(e.unit_state(0), Some(UnitState::Flat));
+}

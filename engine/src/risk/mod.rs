@@ -23,6 +23,7 @@
 
 pub mod bands;
 pub mod breaker;
+pub mod expiry;
 pub mod fund;
 pub mod funding;
 pub mod liquidation;
@@ -51,6 +52,10 @@ pub struct RiskConfig {
     pub rearm_level: Rate,
     /// Liquidation thresholds.
     pub liquidation: LiquidationConfig,
+    /// How input publish stamps map to wall time (expiry of futures; see [`expiry`]).
+    pub clock: expiry::ClockSource,
+    /// Window before expiry over which the settlement TWAP is taken. Default 30 min.
+    pub twap_window_ns: u64,
 }
 
 impl Default for RiskConfig {
@@ -59,6 +64,8 @@ impl Default for RiskConfig {
             call_level: Rate(800_000_000),
             rearm_level: Rate(700_000_000),
             liquidation: LiquidationConfig::default(),
+            clock: expiry::ClockSource::PublishNsIsUnixNs,
+            twap_window_ns: 30 * 60 * 1_000_000_000,
         }
     }
 }
@@ -103,6 +110,10 @@ pub struct RiskCounters {
     pub adl_shortfall: u64,
     /// Funding payments booked.
     pub funding: u64,
+    /// Instruments settled.
+    pub settlements: u64,
+    /// Ticks refused (instrument settled).
+    pub ticks_refused: u64,
 }
 
 /// Top of book of an instrument, as of its last tick.
@@ -149,6 +160,12 @@ pub struct RiskEngine {
     counters: RiskCounters,
     fund: InsuranceFund,
     breaker: breaker::Breaker,
+    /// Settlement TWAP state per instrument.
+    twap: Vec<expiry::Twap>,
+    /// Instruments settled (ticks and fills refused).
+    settled: Vec<bool>,
+    /// Earliest expiry (Unix ns) of an unsettled future; `i128::MAX` when none.
+    next_expiry_ns: i128,
     books: Vec<Book>,
     /// EWMA of absolute relative mark moves per instrument, 10^-9 units.
     vol: Vec<u64>,
@@ -218,6 +235,9 @@ impl RiskEngine {
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
             breaker: breaker::Breaker::default(),
+            twap: vec![expiry::Twap::default(); instruments],
+            settled: vec![false; instruments],
+            next_expiry_ns: i128::MAX,
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
             jobs: Vec::new(),
@@ -229,6 +249,7 @@ impl RiskEngine {
             bands: Vec::new(),
             band_scratch: BandScratch::default(),
         };
+        engine.next_expiry_ns = engine.compute_next_expiry();
         let all: Vec<u32> = (0..engine.units.len() as u32).collect();
         for unit in all {
             if engine.unit_has_positions(unit) {
@@ -247,8 +268,20 @@ impl RiskEngine {
             return;
         };
         let (seq, now) = (event.seq, event.publish_ns);
+        self.settle_due(seq, now, out);
         match input {
+            Input::Tick(t) if self.is_settled(t.instrument) => self.counters.ticks_refused += 1,
+            Input::Fill(f) if self.is_settled(f.instrument) => self.counters.fills_refused += 1,
+            Input::Status(s) if s.state == shm::InstrumentState::Settling => {
+                self.settle(s.instrument, s.settle_px, seq, now, out);
+            }
             Input::Tick(t) => {
+                let index_px = if t.index_px > 0 {
+                    t.index_px
+                } else {
+                    t.mark_px
+                };
+                self.record_index(t.instrument, index_px, now);
                 let book = Book {
                     bid_px: t.bid_px,
                     ask_px: t.ask_px,
