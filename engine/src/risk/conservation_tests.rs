@@ -432,7 +432,7 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                 fee_money: rng.random_range(0..500_000_000),
                 liquidation_order_id: 0,
             })
-        } else if seq == 350 && seed % 2 == 0 {
+        } else if seq == 350 && seed.is_multiple_of(2) {
             let instrument = (seed / 2 % 3) as u32;
             let p = prices[instrument as usize];
             Input::Status(shm::Status {
