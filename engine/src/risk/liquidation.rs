@@ -885,6 +885,19 @@ impl RiskEngine {
         ranked
     }
 
+    /// The ADL rank quantile of `account`'s position on `instrument`, 1 to 5 like an exchange's
+    /// lights: 5 is the top fifth of the same-side positions by ADL score (deleveraged first),
+    /// 1 the bottom fifth. For rank `r` (0-based) among `n`: `5 − ⌊5r/n⌋`. `None` without a
+    /// position, a mark, or for a position being liquidated (it is not a counterparty).
+    pub fn adl_quantile(&self, account: u32, instrument: u32) -> Option<u8> {
+        let a = self.accounts.get(account as usize)?;
+        let i = a.position_index(InstrumentId(instrument))?;
+        let ranked = self.adl_ranking(instrument, a.positions()[i].side());
+        let n = ranked.len();
+        let r = ranked.iter().position(|&(_, x)| x == account)?;
+        Some(5 - (5 * r / n) as u8)
+    }
+
     /// `profit% × effective leverage` (÷ when losing) of position `i` of account `a`.
     fn adl_score(&self, a: u32, i: usize, mark: Price) -> Option<I80F48> {
         let account = &self.accounts[a as usize];

@@ -584,3 +584,28 @@ fn a_future_settles_at_the_index_twap_at_expiry_and_refuses_later_ticks() {
     assert_eq!(e.counters().settlements, 1);
     assert_eq!(e.unit_state(0), Some(UnitState::Flat));
 }
+
+#[test]
+fn adl_quantiles_rank_same_side_positions_in_fifths() {
+    // Five SOL shorts at 160.00 (in profit at 150.00) on wallets of decreasing size: the
+    // smaller the wallet, the higher the effective leverage, the higher the score.
+    let accounts: Vec<Account> = (0..5u64)
+        .map(|k| {
+            let wallet = ["5000", "4000", "3000", "2000", "1000"][k as usize];
+            account(
+                20 + k,
+                wallet,
+                &[(SOL, -10_000, 16_000, MarginMode::Cross, "0")],
+            )
+        })
+        .chain(std::iter::once(sol_long(7)))
+        .collect();
+    let e = engine(accounts);
+    let q: Vec<Option<u8>> = (0..6).map(|a| e.adl_quantile(a, SOL)).collect();
+    // Ranked 1,000 (top) … 5,000 (last): 5, 4, 3, 2, 1; the lone long is the top of its side.
+    assert_eq!(
+        q,
+        vec![Some(1), Some(2), Some(3), Some(4), Some(5), Some(5)]
+    );
+    assert_eq!(e.adl_quantile(0, ETH), None);
+}
