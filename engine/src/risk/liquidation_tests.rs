@@ -609,3 +609,34 @@ fn adl_quantiles_rank_same_side_positions_in_fifths() {
     );
     assert_eq!(e.adl_quantile(0, ETH), None);
 }
+
+#[test]
+fn the_built_in_matcher_fills_children_on_the_real_fill_path() {
+    use crate::matcher::{Matcher, MatcherConfig};
+    let mut e = engine(vec![sol_long(7)]);
+    let mut m = Matcher::new(MatcherConfig::default(), 3);
+    let t = shm::Tick {
+        instrument: SOL,
+        mark_px: 13_770,
+        index_px: 13_770,
+        bid_px: 13_765,
+        ask_px: 13_775,
+        bid_qty: 10_000,
+        ask_qty: 10_000,
+    };
+    m.on_tick(&t);
+    let outs = send(&mut e, Input::Tick(t), 1, 1_000);
+    let liq = liquidations(&outs);
+    assert_eq!((liq[0].qty, liq[0].limit_px), (2_500, 13_500));
+    // 2.5 SOL at the bid 137.65, fed back as an input.
+    let f = m.on_output(&outs[0]).expect("the bid is above the limit");
+    assert_eq!((f.qty, f.price_px), (-2_500, 13_765));
+    send(&mut e, Input::Fill(f), 2, 2_000);
+    assert_eq!(e.counters().liquidation_fills, 1);
+    assert_eq!(e.accounts()[0].positions()[0].qty(), Qty(97_500));
+    // Fee 0.5 % of 344.125 = 1.720625 to the fund (rounded up to the fixed-point unit).
+    assert_eq!(
+        e.fund().fees(),
+        Money::from_scaled_ceil(1_720_625, 6).unwrap()
+    );
+}
