@@ -640,3 +640,42 @@ fn the_built_in_matcher_fills_children_on_the_real_fill_path() {
         Money::from_scaled_ceil(1_720_625, 6).unwrap()
     );
 }
+
+#[test]
+fn volatility_scaling_steps_the_mmr_and_rebands_the_holders() {
+    let cfg = vol::VolScaling::default();
+    // Reference 0.1 %: scale = vol / 0.1 %, clamped to [1, 3], floored to a multiple of 0.25.
+    assert_eq!(vol::scale_for(&cfg, 0), Rate(1_000_000_000));
+    assert_eq!(vol::scale_for(&cfg, 1_600_000), Rate(1_500_000_000));
+    assert_eq!(vol::scale_for(&cfg, 5_000_000), Rate(3_000_000_000));
+    let sol = test_table().get(InstrumentId(SOL)).unwrap().clone();
+    let scaled = vol::scaled_instrument(&sol, Rate(1_500_000_000)).unwrap();
+    assert_eq!(scaled.tiers()[0].mmr, Rate(30_000_000));
+    assert_eq!(scaled.tiers()[0].imr, Rate(40_000_000));
+    // 150.00 → 140.00: |Δp|/p = 6.67 %, EWMA 6.67 % / 32 = 0.2083 %: scale 2, MMR 4 %. The long
+    // (equity 500) now needs 560 and is liquidated; unscaled it needs 280 (ratio 0.56, healthy).
+    for (scaling, state) in [
+        (Some(cfg), UnitState::Liquidating),
+        (None, UnitState::Healthy),
+    ] {
+        let config = RiskConfig {
+            vol_scaling: scaling,
+            ..RiskConfig::default()
+        };
+        let mut e = RiskEngine::new(
+            test_table(),
+            marks(),
+            vec![sol_long(7)],
+            config,
+            Scan::Index,
+        );
+        send(&mut e, sol_tick(14_000), 1, 1_000);
+        assert_eq!(e.unit_state(0), Some(state));
+        let want = if scaling.is_some() {
+            2_000_000_000
+        } else {
+            1_000_000_000
+        };
+        assert_eq!(e.mmr_scale(SOL), Rate(want));
+    }
+}

@@ -28,6 +28,7 @@ pub mod fund;
 pub mod funding;
 pub mod liquidation;
 pub mod units;
+pub mod vol;
 
 use std::collections::HashMap;
 
@@ -56,6 +57,8 @@ pub struct RiskConfig {
     pub clock: expiry::ClockSource,
     /// Window before expiry over which the settlement TWAP is taken. Default 30 min.
     pub twap_window_ns: u64,
+    /// Volatility-aware MMR scaling ([`vol`]); `None` (the default) keeps the tiers as given.
+    pub vol_scaling: Option<vol::VolScaling>,
 }
 
 impl Default for RiskConfig {
@@ -66,6 +69,7 @@ impl Default for RiskConfig {
             liquidation: LiquidationConfig::default(),
             clock: expiry::ClockSource::PublishNsIsUnixNs,
             twap_window_ns: 30 * 60 * 1_000_000_000,
+            vol_scaling: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct RiskCounters {
     pub settlements: u64,
     /// Ticks refused (instrument settled).
     pub ticks_refused: u64,
+    /// MMR scale changes applied (volatility scaling).
+    pub rescales: u64,
 }
 
 /// Top of book of an instrument, as of its last tick.
@@ -160,6 +166,10 @@ pub struct RiskEngine {
     counters: RiskCounters,
     fund: InsuranceFund,
     breaker: breaker::Breaker,
+    /// Instruments as loaded (the unscaled tiers volatility scaling starts from).
+    base_instruments: Vec<crate::margin::Instrument>,
+    /// Per instrument: (last recomputation time, 0 = never; current MMR scale).
+    scales: Vec<(u64, Rate)>,
     /// Settlement TWAP state per instrument.
     twap: Vec<expiry::Twap>,
     /// Instruments settled (ticks and fills refused).
@@ -219,6 +229,7 @@ impl RiskEngine {
             .enumerate()
             .map(|(i, a)| (a.id(), i as u32))
             .collect();
+        let base_instruments = table.iter().map(|(_, i)| i.clone()).collect();
         let mut engine = RiskEngine {
             table,
             marks,
@@ -235,6 +246,8 @@ impl RiskEngine {
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
             breaker: breaker::Breaker::default(),
+            base_instruments,
+            scales: vec![(0, Rate::ONE); instruments],
             twap: vec![expiry::Twap::default(); instruments],
             settled: vec![false; instruments],
             next_expiry_ns: i128::MAX,
@@ -356,6 +369,9 @@ impl RiskEngine {
             touched.append(&mut self.unpriced);
         }
         touched.append(&mut self.retry);
+        if self.config.vol_scaling.is_some() {
+            self.rescale(instrument, seq, now_ns, out);
+        }
         // Units interact (ADL, the fund), so they are evaluated in one canonical order: by id.
         touched.sort_unstable();
         touched.dedup();
