@@ -14,8 +14,12 @@
 //! ## Working the orders
 //! Each reduced position becomes a job. On every tick of its instrument a job with no child order
 //! outstanding sends one: immediate-or-cancel, closing side, quantity at most `slice_share` of the
-//! size shown at the best level it trades against, and a limit at the bankruptcy price rounded to
-//! the tick against the account, so no liquidation order is ever priced worse than bankruptcy.
+//! size shown at the best level it trades against, and a limit at the position's bankruptcy
+//! price *as of that moment* (fees and earlier fills move it), rounded to the tick against the
+//! account, so no liquidation order is ever priced worse than bankruptcy when it is sent. A short
+//! bankrupt at every price sends nothing and waits for its deadline. No job ever closes more
+//! than the position still holds (an ordinary fill may have reduced it meanwhile). While the
+//! fund's circuit breaker ([`super::breaker`]) is tripped, jobs skip the market and go to ADL.
 //! While the spread is wider than `max_spread`, the job holds. A child with no fill within
 //! `child_timeout_ns` is taken as cancelled (the venue cancels the rest of an IOC at once) and the
 //! next tick sends another. A job whose last progress is older than `fill_deadline_ns`, or whose

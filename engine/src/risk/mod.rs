@@ -16,6 +16,13 @@
 //! could not have changed state (proof sketch in [`bands`]). [`Scan::All`] evaluates every unit
 //! on every tick instead: the brute-force oracle used by the tests and the baseline of the bench.
 //!
+//! ## Other inputs
+//! Funding records charge every holder ([`funding`]); a `Settling` status record, or the expiry
+//! of a dated future on the engine's clock mapping, settles the instrument ([`expiry`]);
+//! volatility may scale maintenance rates ([`vol`], off by default). After each input handled
+//! by [`RiskEngine::on_event`], the insurance fund's circuit breaker samples the fund
+//! ([`breaker`]); inputs applied through [`RiskEngine::on_tick_at`] directly do not sample it.
+//!
 //! ## Determinism
 //! Decisions depend only on the input sequence: units popped by a tick are evaluated in unit-id
 //! order (so the index and the brute-force scan decide identically), and nothing reads a clock
