@@ -1,7 +1,7 @@
 //! Liquidation: sizing the reduction, working it as sliced IOC orders priced at the bankruptcy
 //! price, booking the fills, and auto-deleveraging what the market would not take.
 //!
-//! ## Sizing ([`RiskEngine::plan_reduction`])
+//! ## Sizing (`RiskEngine::plan_reduction`)
 //! At `equity ≤ MM` the unit is reduced until its margin ratio `MM/E` is back at the configured
 //! target *after* the liquidation fee (evaluated at the mark). It is closed in full instead when
 //! its ratio is at or above the full-liquidation ratio (or its equity is gone), when a partial
