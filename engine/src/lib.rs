@@ -34,6 +34,8 @@
 //!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
 //! - [`telemetry`]: per-thread latency histograms, snapshots, reports and interval logs.
+//! - [`matcher`]: a built-in matcher for tests, demos and backtests: fills liquidation orders
+//!   against the latest tick's best levels.
 
 pub mod bulk;
 pub mod clock;
@@ -45,6 +47,7 @@ pub mod ingest;
 pub mod journal;
 pub mod live;
 pub mod margin;
+pub mod matcher;
 pub mod num;
 pub mod ring;
 pub mod risk;

@@ -342,3 +342,18 @@ fn generated_accounts_have_a_realistic_leverage_spread() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn every_position_shows_its_adl_quantile() -> Result<()> {
+    let doc = risk_json(&fixture("issue_example.toml"))?;
+    let mut seen = 0;
+    for a in doc["accounts"].as_array().context("accounts")? {
+        for p in a["positions"].as_array().context("positions")? {
+            let q = p["adl_quantile"].as_u64().context("adl_quantile")?;
+            assert!((1..=5).contains(&q), "quantile {q} out of 1..=5");
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+    Ok(())
+}

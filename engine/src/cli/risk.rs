@@ -27,6 +27,7 @@ use brink::margin::{
     to_tick_nearest,
 };
 use brink::num::{Money, format_scaled, format_scaled_trimmed};
+use brink::risk::{RiskConfig, RiskEngine, Scan};
 use brink::scenario::Scenario;
 
 /// Decimal places of money in reports.
@@ -58,9 +59,17 @@ pub fn run(args: RiskArgs) -> ExitCode {
     if let Some(path) = &args.accounts {
         return run_bulk(&scenario, path, args.json);
     }
+    // The risk stage over the scenario ranks positions for ADL.
+    let engine = RiskEngine::new(
+        scenario.instruments.clone(),
+        scenario.marks.clone(),
+        scenario.accounts.clone(),
+        RiskConfig::default(),
+        Scan::Index,
+    );
     let mut reports = Vec::with_capacity(scenario.accounts.len());
-    for acct in &scenario.accounts {
-        match account_report(&scenario, acct) {
+    for (k, acct) in scenario.accounts.iter().enumerate() {
+        match account_report(&scenario, acct, &engine, k as u32) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!(
@@ -126,7 +135,12 @@ fn price_value(p: Option<Money>, inst: &brink::margin::Instrument) -> Value {
         })
 }
 
-fn account_report(s: &Scenario, acct: &Account) -> Result<Value, MarginError> {
+fn account_report(
+    s: &Scenario,
+    acct: &Account,
+    engine: &RiskEngine,
+    index: u32,
+) -> Result<Value, MarginError> {
     let (table, marks): (&InstrumentTable, &MarkPrices) = (&s.instruments, &s.marks);
     let risk = acct.evaluate(table, marks, s.call_level)?;
     let mut positions = Vec::with_capacity(acct.positions().len());
@@ -176,6 +190,12 @@ fn account_report(s: &Scenario, acct: &Account) -> Result<Value, MarginError> {
             "bankruptcy_price".into(),
             price_value(acct.bankruptcy_price(i, table, marks)?, inst),
         );
+        obj.insert(
+            "adl_quantile".into(),
+            engine
+                .adl_quantile(index, p.instrument().0)
+                .map_or(Value::Null, |q| json!(q)),
+        );
         if p.mode() == MarginMode::Isolated {
             let iso = p.isolated_summary(&r)?;
             obj.insert("margin".into(), money(p.isolated_margin()));
@@ -224,7 +244,7 @@ fn table(doc: &Value) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
+            "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>3} {:>12}",
             "symbol",
             "qty",
             "mode",
@@ -235,12 +255,13 @@ fn table(doc: &Value) -> String {
             "maint. margin",
             "liq. price",
             "bankr. price",
+            "adl",
             "status"
         );
         for p in a["positions"].as_array().unwrap_or(&empty) {
             let _ = writeln!(
                 out,
-                "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>12}",
+                "  {:<16} {:>12} {:<8} {:>18} {:>20} {:>4} {:>8} {:>18} {:>14} {:>14} {:>3} {:>12}",
                 text(&p["symbol"]),
                 text(&p["qty"]),
                 text(&p["mode"]),
@@ -251,6 +272,7 @@ fn table(doc: &Value) -> String {
                 text(&p["maintenance_margin"]),
                 text(&p["liquidation_price"]),
                 text(&p["bankruptcy_price"]),
+                text(&p["adl_quantile"]),
                 p.get("status").map_or_else(|| "(cross)".to_string(), text),
             );
         }

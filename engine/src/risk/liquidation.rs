@@ -1,7 +1,7 @@
 //! Liquidation: sizing the reduction, working it as sliced IOC orders priced at the bankruptcy
 //! price, booking the fills, and auto-deleveraging what the market would not take.
 //!
-//! ## Sizing ([`RiskEngine::plan_reduction`])
+//! ## Sizing (`RiskEngine::plan_reduction`)
 //! At `equity ≤ MM` the unit is reduced until its margin ratio `MM/E` is back at the configured
 //! target *after* the liquidation fee (evaluated at the mark). It is closed in full instead when
 //! its ratio is at or above the full-liquidation ratio (or its equity is gone), when a partial
@@ -14,8 +14,12 @@
 //! ## Working the orders
 //! Each reduced position becomes a job. On every tick of its instrument a job with no child order
 //! outstanding sends one: immediate-or-cancel, closing side, quantity at most `slice_share` of the
-//! size shown at the best level it trades against, and a limit at the bankruptcy price rounded to
-//! the tick against the account, so no liquidation order is ever priced worse than bankruptcy.
+//! size shown at the best level it trades against, and a limit at the position's bankruptcy
+//! price *as of that moment* (fees and earlier fills move it), rounded to the tick against the
+//! account, so no liquidation order is ever priced worse than bankruptcy when it is sent. A short
+//! bankrupt at every price sends nothing and waits for its deadline. No job ever closes more
+//! than the position still holds (an ordinary fill may have reduced it meanwhile). While the
+//! fund's circuit breaker ([`super::breaker`]) is tripped, jobs skip the market and go to ADL.
 //! While the spread is wider than `max_spread`, the job holds. A child with no fill within
 //! `child_timeout_ns` is taken as cancelled (the venue cancels the rest of an IOC at once) and the
 //! next tick sends another. A job whose last progress is older than `fill_deadline_ns`, or whose
@@ -79,6 +83,8 @@ pub struct LiquidationConfig {
     pub fill_deadline_ns: u64,
     /// Order of reduction of a cross unit's positions.
     pub priority: Priority,
+    /// The insurance fund's circuit breaker.
+    pub breaker: super::breaker::BreakerConfig,
 }
 
 impl Default for LiquidationConfig {
@@ -91,6 +97,7 @@ impl Default for LiquidationConfig {
             child_timeout_ns: 1_000_000_000,
             fill_deadline_ns: 5_000_000_000,
             priority: Priority::CalmDeepFirst,
+            breaker: super::breaker::BreakerConfig::default(),
         }
     }
 }
@@ -101,6 +108,8 @@ pub(crate) struct Child {
     pub order_id: u64,
     pub qty: i64,
     pub sent_ns: u64,
+    /// Its limit: the bankruptcy price when it was sent, rounded against the account.
+    pub limit_px: i64,
 }
 
 /// A position being liquidated.
@@ -124,6 +133,24 @@ pub(crate) struct Job {
     /// Last start or fill time.
     pub progress_ns: u64,
     pub child: Option<Child>,
+}
+
+/// An open liquidation child order, as [`RiskEngine::liquidation_order`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOrder {
+    /// Account id.
+    pub account: u64,
+    /// Instrument.
+    pub instrument: u32,
+    /// Closing side.
+    pub side: Side,
+    /// Quantity still open on the child, lots.
+    pub qty: i64,
+    /// Its limit price.
+    pub limit_px: i64,
+    /// Whether its fills close the account out at the limit: the difference between fill and
+    /// limit (or, isolated, the margin handed back) goes to the insurance fund.
+    pub full: bool,
 }
 
 /// One planned reduction.
@@ -376,6 +403,14 @@ impl RiskEngine {
                 opened += 1;
                 continue;
             };
+            if self.breaker.tripped() {
+                // The fund does not absorb: straight to ADL at the bankruptcy limit.
+                let closed = self.adl_now(u.account, id.0, p.side(), cut.qty, limit_px, seq);
+                cut.qty -= closed;
+                if cut.qty <= 0 {
+                    continue;
+                }
+            }
             let side = if p.side() > 0 { Side::Sell } else { Side::Buy };
             self.jobs.push(Job {
                 unit,
@@ -424,6 +459,19 @@ impl RiskEngine {
                 continue;
             }
             let mut job = job;
+            // An ordinary fill may have reduced the position meanwhile: never close more than
+            // is held.
+            job.remaining = job
+                .remaining
+                .min(self.held(job.account, instrument, job.side));
+            if job.remaining <= 0 {
+                if let Some(c) = job.child {
+                    self.orders.remove(&c.order_id);
+                }
+                self.jobs.remove(j);
+                self.job_done(job.unit, seq, now_ns, out);
+                continue;
+            }
             if let Some(child) = job.child
                 && now_ns.saturating_sub(child.sent_ns) >= cfg.child_timeout_ns
             {
@@ -436,7 +484,8 @@ impl RiskEngine {
                 Side::Sell => m.0 < job.limit_px,
                 Side::Buy => m.0 > job.limit_px,
             });
-            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns;
+            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns
+                || self.breaker.tripped();
             if job.child.is_none() && (late || (beyond && job.full)) {
                 let side = if job.side == Side::Sell { 1 } else { -1 };
                 let closed = self.adl_now(
@@ -464,9 +513,17 @@ impl RiskEngine {
                 // Not enough opposite quantity: wait for the next deadline, keep working it.
                 job.progress_ns = now_ns;
             }
-            if job.child.is_none()
+            // The limit follows the bankruptcy price as fills and fees move it, so no child is
+            // ever priced worse than bankruptcy when it is sent.
+            let limit = if job.child.is_none() {
+                self.current_limit(job.account, instrument)
+            } else {
+                None
+            };
+            if let Some(limit_px) = limit
                 && let Some(qty) = slice_qty(&book, job.side, job.remaining, &cfg)
             {
+                job.limit_px = limit_px;
                 let account_id = self.accounts[job.account as usize].id();
                 let mut id = order_id(account_id, instrument, job.seq, job.children);
                 while self.orders.contains_key(&id) {
@@ -477,6 +534,7 @@ impl RiskEngine {
                     order_id: id,
                     qty,
                     sent_ns: now_ns,
+                    limit_px,
                 });
                 self.orders.insert(id, (job.account, instrument));
                 self.counters.orders += 1;
@@ -518,7 +576,10 @@ impl RiskEngine {
         };
         let mut job = self.jobs[j];
         let signed = if job.side == Side::Sell { -1 } else { 1 };
-        let x = qty.unsigned_abs().min(job.remaining as u64) as i64;
+        let x = qty
+            .unsigned_abs()
+            .min(job.remaining as u64)
+            .min(self.held(account, instrument, job.side) as u64) as i64;
         if x == 0 || qty.signum() != signed {
             self.counters.fills_refused += 1;
             return true;
@@ -568,6 +629,8 @@ impl RiskEngine {
             self.fund.cover(outcome.isolated_shortfall);
         }
         self.reset_negative_wallet(account);
+        // Margin an isolated close hands back changes the account's cross unit too.
+        self.readmit.push(account);
         job.remaining -= x;
         job.progress_ns = now_ns;
         if let Some(mut child) = job.child {
@@ -593,6 +656,55 @@ impl RiskEngine {
             self.jobs[j] = job;
         }
         true
+    }
+
+    /// The limit a new child of `account`'s position on `instrument` gets now: its bankruptcy
+    /// price rounded to the tick against the account (the lowest tick for a long that never goes
+    /// bankrupt); `None` (hold) for a short bankrupt at every price or on an evaluation error.
+    fn current_limit(&self, account: u32, instrument: u32) -> Option<i64> {
+        let id = InstrumentId(instrument);
+        let a = &self.accounts[account as usize];
+        let i = a.position_index(id)?;
+        let inst = self.table.get(id)?;
+        let side = a.positions()[i].side();
+        match a.bankruptcy_price(i, &self.table, &self.marks).ok()? {
+            Some(bp) => to_tick_against(bp, inst, side)
+                .map(|px| px.0)
+                .filter(|&px| px > 0),
+            None if side > 0 => Some(inst.tick.0),
+            None => None,
+        }
+    }
+
+    /// Lots of `account`'s position on `instrument` that an order of side `closing` reduces.
+    fn held(&self, account: u32, instrument: u32, closing: Side) -> i64 {
+        let a = &self.accounts[account as usize];
+        a.position_index(InstrumentId(instrument))
+            .map(|i| a.positions()[i].qty().0)
+            .map_or(0, |q| match closing {
+                Side::Sell => q.max(0),
+                Side::Buy => (-q).max(0),
+            })
+    }
+
+    /// The open liquidation child order `order_id`, if any: what a ledger replaying the output
+    /// records needs beyond them (whether its fills close the account out at the limit).
+    pub fn liquidation_order(&self, order_id: u64) -> Option<OpenOrder> {
+        let &(account, instrument) = self.orders.get(&order_id)?;
+        let job = self.jobs.iter().find(|j| {
+            j.account == account
+                && j.instrument == instrument
+                && j.child.is_some_and(|c| c.order_id == order_id)
+        })?;
+        let child = job.child?;
+        Some(OpenOrder {
+            account: self.accounts[account as usize].id(),
+            instrument,
+            side: job.side,
+            qty: child.qty,
+            limit_px: child.limit_px,
+            full: job.full,
+        })
     }
 
     /// A cross wallet below zero is reset to zero by the fund.
@@ -648,6 +760,11 @@ impl RiskEngine {
         } else {
             limit_px
         };
+        let closing = if side > 0 { Side::Sell } else { Side::Buy };
+        let qty = qty.min(self.held(account, instrument, closing));
+        if qty <= 0 {
+            return 0;
+        }
         let mut ranked = self.adl_ranking(instrument, -side);
         ranked.retain(|&(_, a)| a != account);
         let bankrupt_id = self.accounts[account as usize].id();
@@ -669,11 +786,15 @@ impl RiskEngine {
                 mode: MarginMode::Cross,
             };
             let c_mode = self.accounts[counterparty as usize].positions()[i].mode();
-            if self.accounts[counterparty as usize]
+            match self.accounts[counterparty as usize]
                 .apply_fill(&self.table, close(-cq.signum() * x))
-                .is_err()
             {
-                continue;
+                Ok(outcome) if outcome.isolated_shortfall.is_positive() => {
+                    // A losing isolated counterparty closed beyond its margin: the fund's.
+                    self.fund.cover(outcome.isolated_shortfall);
+                }
+                Ok(_) => {}
+                Err(_) => continue,
             }
             let b_mode = self.accounts[account as usize]
                 .position_index(id)
@@ -711,7 +832,10 @@ impl RiskEngine {
             }));
             self.readmit.push(counterparty);
         }
-        self.reset_negative_wallet(account);
+        if left < qty {
+            self.reset_negative_wallet(account);
+            self.readmit.push(account);
+        }
         if left > 0 {
             self.counters.adl_shortfall += 1;
         }
@@ -763,6 +887,19 @@ impl RiskEngine {
             )
         });
         ranked
+    }
+
+    /// The ADL rank quantile of `account`'s position on `instrument`, 1 to 5 like an exchange's
+    /// lights: 5 is the top fifth of the same-side positions by ADL score (deleveraged first),
+    /// 1 the bottom fifth. For rank `r` (0-based) among `n`: `5 − ⌊5r/n⌋`. `None` without a
+    /// position, a mark, or for a position being liquidated (it is not a counterparty).
+    pub fn adl_quantile(&self, account: u32, instrument: u32) -> Option<u8> {
+        let a = self.accounts.get(account as usize)?;
+        let i = a.position_index(InstrumentId(instrument))?;
+        let ranked = self.adl_ranking(instrument, a.positions()[i].side());
+        let n = ranked.len();
+        let r = ranked.iter().position(|&(_, x)| x == account)?;
+        Some(5 - (5 * r / n) as u8)
     }
 
     /// `profit% × effective leverage` (÷ when losing) of position `i` of account `a`.

@@ -361,3 +361,321 @@ fn margin_calls_fire_once_per_crossing_and_rearm_below_the_lower_level() {
     assert_eq!(calls(&tick(&mut e, SOL, 13_840, Book::default(), 6, 0)), 1);
     assert_eq!(e.counters().margin_calls, 2);
 }
+
+fn send(e: &mut RiskEngine, input: Input, seq: u64, now_ns: u64) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let event = FeedEvent {
+        seq,
+        publish_ns: now_ns,
+        receive_ns: now_ns,
+        body: FeedBody::Input(input),
+    };
+    e.on_event(&event, &mut |o| outs.push(o));
+    outs
+}
+
+fn sol_tick(mark: i64) -> Input {
+    Input::Tick(shm::Tick {
+        instrument: SOL,
+        mark_px: mark,
+        index_px: mark,
+        bid_px: 0,
+        ask_px: 0,
+        bid_qty: 0,
+        ask_qty: 0,
+    })
+}
+
+#[test]
+fn the_breaker_trips_on_a_fund_drawdown_sends_jobs_to_adl_and_rearms_after_the_window() {
+    let accounts = vec![
+        sol_long(7),
+        // 100 SOL long at 150.00 on 2,000: bankrupt at 130.00.
+        account(8, "2000", &[(SOL, 100_000, 15_000, MarginMode::Cross, "0")]),
+        account(
+            9,
+            "100000",
+            &[(SOL, -300_000, 15_000, MarginMode::Cross, "0")],
+        ),
+    ];
+    let mut config = RiskConfig::default();
+    config.liquidation.breaker = breaker::BreakerConfig {
+        max_loss_share: Rate(100_000_000),
+        window_ns: 60_000_000_000,
+    };
+    let mut e = RiskEngine::new(test_table(), marks(), accounts, config, Scan::Index)
+        .with_fund(money("1000"));
+    let s = 1_000_000_000;
+    // 136.00: account 7 is closed out in full at its bankruptcy price 135.00.
+    let liq = liquidations(&send(&mut e, sol_tick(13_600), 1, s));
+    assert_eq!(liq.len(), 1);
+    assert_eq!((liq[0].account, liq[0].limit_px), (7, 13_500));
+    // The venue reports a fill at 133.00, 2.00 worse than the limit: the fund takes the fee
+    // 66.50, pays the 200.00 below the limit and the 66.50 the fee left negative: 800.00, a
+    // 20 % drawdown from 1,000.00, over the 10 % allowed. One alert.
+    let outs = send(
+        &mut e,
+        Input::Fill(shm::Fill {
+            account: 7,
+            instrument: SOL,
+            qty: -100_000,
+            price_px: 13_300,
+            fee_money: 0,
+            liquidation_order_id: liq[0].order_id,
+        }),
+        2,
+        2 * s,
+    );
+    assert_eq!(e.fund().balance(), money("800"));
+    let alerts: Vec<shm::Alert> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![shm::Alert {
+            code: breaker::FUND_BREAKER_TRIPPED,
+            arg0: 200 * 100_000_000,
+            arg1: 800 * 100_000_000,
+        }]
+    );
+    assert!(e.breaker().tripped());
+    // 131.00: account 8 (equity 100, MM 262) is closed in full; with the breaker tripped it
+    // goes straight to ADL at 130.00 against the short, with no order to the market.
+    let outs = send(&mut e, sol_tick(13_100), 3, 3 * s);
+    assert!(liquidations(&outs).is_empty(), "{outs:?}");
+    let adl: Vec<shm::Adl> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adl.len(), 1);
+    assert_eq!(
+        (
+            adl[0].account,
+            adl[0].side,
+            adl[0].qty,
+            adl[0].price_px,
+            adl[0].bankrupt_account
+        ),
+        (9, Side::Buy, 100_000, 13_000, 8)
+    );
+    assert_eq!(e.accounts()[1].wallet(), Money::ZERO);
+    assert!(e.accounts()[1].positions().is_empty());
+    // The short realised (150 − 130) · 100 = 2,000 on the third it gave up.
+    assert_eq!(e.accounts()[2].wallet(), money("102000"));
+    assert_eq!(e.accounts()[2].positions()[0].qty(), Qty(-200_000));
+    assert_eq!(e.fund().balance(), money("800"));
+    // No second alert while tripped; re-armed once the window has passed since the trip.
+    assert!(send(&mut e, sol_tick(13_150), 4, 61 * s).is_empty());
+    assert!(e.breaker().tripped());
+    assert!(send(&mut e, sol_tick(13_160), 5, 62 * s).is_empty());
+    assert!(!e.breaker().tripped());
+    assert_eq!(e.breaker().trips(), 1);
+}
+
+#[test]
+fn funding_is_paid_by_longs_to_shorts_at_the_mark_and_rebands_the_holders() {
+    let accounts = vec![
+        sol_long(7),
+        account(
+            8,
+            "10",
+            &[(SOL, -50_000, 15_000, MarginMode::Isolated, "100")],
+        ),
+    ];
+    let mut e = engine(accounts);
+    // Mark 150.00, rate 0.01 %: the long pays 100 · 150 · 0.0001 = 1.50 from its wallet; the
+    // isolated short receives 50 · 150 · 0.0001 = 0.75 into its margin, its wallet untouched.
+    let funding = Input::Funding(shm::Funding {
+        instrument: SOL,
+        rate_e9: 100_000,
+    });
+    assert!(send(&mut e, funding, 1, 1_000).is_empty());
+    assert_eq!(e.accounts()[0].wallet(), money("1498.5"));
+    assert_eq!(e.accounts()[1].wallet(), money("10"));
+    assert_eq!(
+        e.accounts()[1].positions()[0].isolated_margin(),
+        money("100.75")
+    );
+    assert_eq!(e.counters().funding, 2);
+    // Re-banded: the long's liquidation level moved up by 1.50 / (100 · 0.98) = 0.0153…, so
+    // 137.77 (liquidatable before only below 137.755) now liquidates it.
+    let outs = send(&mut e, sol_tick(13_770), 2, 2_000);
+    assert_eq!(e.unit_state(0), Some(UnitState::Liquidating), "{outs:?}");
+}
+
+#[test]
+fn a_future_settles_at_the_index_twap_at_expiry_and_refuses_later_ticks() {
+    // SOL as a future expiring at Unix second 10,000; TWAP window 30 min (from 8,200 s).
+    let mut table = InstrumentTable::new();
+    for (id, inst) in test_table().iter() {
+        let mut inst = inst.clone();
+        if id.0 == SOL {
+            inst.kind = crate::margin::InstrumentKind::Future {
+                expiry_unix_s: 10_000,
+            };
+        }
+        table.push(inst);
+    }
+    let accounts = vec![
+        sol_long(7),
+        account(
+            8,
+            "10",
+            &[(SOL, -100_000, 15_000, MarginMode::Isolated, "1000")],
+        ),
+    ];
+    let mut e = RiskEngine::new(table, marks(), accounts, RiskConfig::default(), Scan::Index);
+    let s = 1_000_000_000u64;
+    let tick = |index: i64| {
+        Input::Tick(shm::Tick {
+            instrument: SOL,
+            mark_px: 15_000,
+            index_px: index,
+            bid_px: 0,
+            ask_px: 0,
+            bid_qty: 0,
+            ask_qty: 0,
+        })
+    };
+    // Index 140.00 from 8,000 s (counts from 8,200 s: 800 s), 160.00 from 9,000 s (600 s),
+    // 145.00 from 9,600 s (400 s): TWAP = (140·800 + 160·600 + 145·400) / 1800 = 147.777…,
+    // floored to 147.77.
+    assert!(send(&mut e, tick(14_000), 1, 8_000 * s).is_empty());
+    assert!(send(&mut e, tick(16_000), 2, 9_000 * s).is_empty());
+    assert!(send(&mut e, tick(14_500), 3, 9_600 * s).is_empty());
+    // The first input past expiry settles before it is applied; the tick itself is refused.
+    let outs = send(&mut e, tick(20_000), 4, 10_001 * s);
+    assert_eq!(
+        outs,
+        vec![
+            Output::Settlement(shm::Settlement {
+                account: 7,
+                instrument: SOL,
+                qty: 100_000,
+                price_px: 14_777,
+                pnl_money: -22_300_000_000,
+                input_seq: 4,
+            }),
+            Output::Settlement(shm::Settlement {
+                account: 8,
+                instrument: SOL,
+                qty: -100_000,
+                price_px: 14_777,
+                pnl_money: 22_300_000_000,
+                input_seq: 4,
+            }),
+        ]
+    );
+    // Long: 1,500 − 223 = 1,277. Isolated short: margin 1,000 + 223 back to a wallet of 10.
+    assert_eq!(e.accounts()[0].wallet(), money("1277"));
+    assert_eq!(e.accounts()[1].wallet(), money("1233"));
+    assert!(e.accounts().iter().all(|a| a.positions().is_empty()));
+    assert!(e.is_settled(SOL));
+    assert_eq!(e.counters().ticks_refused, 1);
+    assert!(send(&mut e, tick(15_000), 5, 10_002 * s).is_empty());
+    assert_eq!(e.counters().ticks_refused, 2);
+    assert_eq!(e.counters().settlements, 1);
+    assert_eq!(e.unit_state(0), Some(UnitState::Flat));
+}
+
+#[test]
+fn adl_quantiles_rank_same_side_positions_in_fifths() {
+    // Five SOL shorts at 160.00 (in profit at 150.00) on wallets of decreasing size: the
+    // smaller the wallet, the higher the effective leverage, the higher the score.
+    let accounts: Vec<Account> = (0..5u64)
+        .map(|k| {
+            let wallet = ["5000", "4000", "3000", "2000", "1000"][k as usize];
+            account(
+                20 + k,
+                wallet,
+                &[(SOL, -10_000, 16_000, MarginMode::Cross, "0")],
+            )
+        })
+        .chain(std::iter::once(sol_long(7)))
+        .collect();
+    let e = engine(accounts);
+    let q: Vec<Option<u8>> = (0..6).map(|a| e.adl_quantile(a, SOL)).collect();
+    // Ranked 1,000 (top) … 5,000 (last): 5, 4, 3, 2, 1; the lone long is the top of its side.
+    assert_eq!(
+        q,
+        vec![Some(1), Some(2), Some(3), Some(4), Some(5), Some(5)]
+    );
+    assert_eq!(e.adl_quantile(0, ETH), None);
+}
+
+#[test]
+fn the_built_in_matcher_fills_children_on_the_real_fill_path() {
+    use crate::matcher::{Matcher, MatcherConfig};
+    let mut e = engine(vec![sol_long(7)]);
+    let mut m = Matcher::new(MatcherConfig::default(), 3);
+    let t = shm::Tick {
+        instrument: SOL,
+        mark_px: 13_770,
+        index_px: 13_770,
+        bid_px: 13_765,
+        ask_px: 13_775,
+        bid_qty: 10_000,
+        ask_qty: 10_000,
+    };
+    m.on_tick(&t);
+    let outs = send(&mut e, Input::Tick(t), 1, 1_000);
+    let liq = liquidations(&outs);
+    assert_eq!((liq[0].qty, liq[0].limit_px), (2_500, 13_500));
+    // 2.5 SOL at the bid 137.65, fed back as an input.
+    let f = m.on_output(&outs[0]).expect("the bid is above the limit");
+    assert_eq!((f.qty, f.price_px), (-2_500, 13_765));
+    send(&mut e, Input::Fill(f), 2, 2_000);
+    assert_eq!(e.counters().liquidation_fills, 1);
+    assert_eq!(e.accounts()[0].positions()[0].qty(), Qty(97_500));
+    // Fee 0.5 % of 344.125 = 1.720625 to the fund (rounded up to the fixed-point unit).
+    assert_eq!(
+        e.fund().fees(),
+        Money::from_scaled_ceil(1_720_625, 6).unwrap()
+    );
+}
+
+#[test]
+fn volatility_scaling_steps_the_mmr_and_rebands_the_holders() {
+    let cfg = vol::VolScaling::default();
+    // Reference 0.1 %: scale = vol / 0.1 %, clamped to [1, 3], floored to a multiple of 0.25.
+    assert_eq!(vol::scale_for(&cfg, 0), Rate(1_000_000_000));
+    assert_eq!(vol::scale_for(&cfg, 1_600_000), Rate(1_500_000_000));
+    assert_eq!(vol::scale_for(&cfg, 5_000_000), Rate(3_000_000_000));
+    let sol = test_table().get(InstrumentId(SOL)).unwrap().clone();
+    let scaled = vol::scaled_instrument(&sol, Rate(1_500_000_000)).unwrap();
+    assert_eq!(scaled.tiers()[0].mmr, Rate(30_000_000));
+    assert_eq!(scaled.tiers()[0].imr, Rate(40_000_000));
+    // 150.00 → 140.00: |Δp|/p = 6.67 %, EWMA 6.67 % / 32 = 0.2083 %: scale 2, MMR 4 %. The long
+    // (equity 500) now needs 560 and is liquidated; unscaled it needs 280 (ratio 0.56, healthy).
+    for (scaling, state) in [
+        (Some(cfg), UnitState::Liquidating),
+        (None, UnitState::Healthy),
+    ] {
+        let config = RiskConfig {
+            vol_scaling: scaling,
+            ..RiskConfig::default()
+        };
+        let mut e = RiskEngine::new(
+            test_table(),
+            marks(),
+            vec![sol_long(7)],
+            config,
+            Scan::Index,
+        );
+        send(&mut e, sol_tick(14_000), 1, 1_000);
+        assert_eq!(e.unit_state(0), Some(state));
+        let want = if scaling.is_some() {
+            2_000_000_000
+        } else {
+            1_000_000_000
+        };
+        assert_eq!(e.mmr_scale(SOL), Rate(want));
+    }
+}

@@ -16,15 +16,26 @@
 //! could not have changed state (proof sketch in [`bands`]). [`Scan::All`] evaluates every unit
 //! on every tick instead: the brute-force oracle used by the tests and the baseline of the bench.
 //!
+//! ## Other inputs
+//! Funding records charge every holder ([`funding`]); a `Settling` status record, or the expiry
+//! of a dated future on the engine's clock mapping, settles the instrument ([`expiry`]);
+//! volatility may scale maintenance rates ([`vol`], off by default). After each input handled
+//! by [`RiskEngine::on_event`], the insurance fund's circuit breaker samples the fund
+//! ([`breaker`]); inputs applied through [`RiskEngine::on_tick_at`] directly do not sample it.
+//!
 //! ## Determinism
 //! Decisions depend only on the input sequence: units popped by a tick are evaluated in unit-id
 //! order (so the index and the brute-force scan decide identically), and nothing reads a clock
 //! or a hash map's iteration order.
 
 pub mod bands;
+pub mod breaker;
+pub mod expiry;
 pub mod fund;
+pub mod funding;
 pub mod liquidation;
 pub mod units;
+pub mod vol;
 
 use std::collections::HashMap;
 
@@ -49,6 +60,12 @@ pub struct RiskConfig {
     pub rearm_level: Rate,
     /// Liquidation thresholds.
     pub liquidation: LiquidationConfig,
+    /// How input publish stamps map to wall time (expiry of futures; see [`expiry`]).
+    pub clock: expiry::ClockSource,
+    /// Window before expiry over which the settlement TWAP is taken. Default 30 min.
+    pub twap_window_ns: u64,
+    /// Volatility-aware MMR scaling ([`vol`]); `None` (the default) keeps the tiers as given.
+    pub vol_scaling: Option<vol::VolScaling>,
 }
 
 impl Default for RiskConfig {
@@ -57,6 +74,9 @@ impl Default for RiskConfig {
             call_level: Rate(800_000_000),
             rearm_level: Rate(700_000_000),
             liquidation: LiquidationConfig::default(),
+            clock: expiry::ClockSource::PublishNsIsUnixNs,
+            twap_window_ns: 30 * 60 * 1_000_000_000,
+            vol_scaling: None,
         }
     }
 }
@@ -99,6 +119,14 @@ pub struct RiskCounters {
     pub adl: u64,
     /// ADL events that found too little opposite quantity.
     pub adl_shortfall: u64,
+    /// Funding payments booked.
+    pub funding: u64,
+    /// Instruments settled.
+    pub settlements: u64,
+    /// Ticks refused (instrument settled).
+    pub ticks_refused: u64,
+    /// MMR scale changes applied (volatility scaling).
+    pub rescales: u64,
 }
 
 /// Top of book of an instrument, as of its last tick.
@@ -144,6 +172,17 @@ pub struct RiskEngine {
     scan: Scan,
     counters: RiskCounters,
     fund: InsuranceFund,
+    breaker: breaker::Breaker,
+    /// Instruments as loaded (the unscaled tiers volatility scaling starts from).
+    base_instruments: Vec<crate::margin::Instrument>,
+    /// Per instrument: (last recomputation time, 0 = never; current MMR scale).
+    scales: Vec<(u64, Rate)>,
+    /// Settlement TWAP state per instrument.
+    twap: Vec<expiry::Twap>,
+    /// Instruments settled (ticks and fills refused).
+    settled: Vec<bool>,
+    /// Earliest expiry (Unix ns) of an unsettled future; `i128::MAX` when none.
+    next_expiry_ns: i128,
     books: Vec<Book>,
     /// EWMA of absolute relative mark moves per instrument, 10^-9 units.
     vol: Vec<u64>,
@@ -197,6 +236,7 @@ impl RiskEngine {
             .enumerate()
             .map(|(i, a)| (a.id(), i as u32))
             .collect();
+        let base_instruments = table.iter().map(|(_, i)| i.clone()).collect();
         let mut engine = RiskEngine {
             table,
             marks,
@@ -212,6 +252,12 @@ impl RiskEngine {
             scan,
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
+            breaker: breaker::Breaker::default(),
+            base_instruments,
+            scales: vec![(0, Rate::ONE); instruments],
+            twap: vec![expiry::Twap::default(); instruments],
+            settled: vec![false; instruments],
+            next_expiry_ns: i128::MAX,
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
             jobs: Vec::new(),
@@ -223,6 +269,7 @@ impl RiskEngine {
             bands: Vec::new(),
             band_scratch: BandScratch::default(),
         };
+        engine.next_expiry_ns = engine.compute_next_expiry();
         // Decisions found at load (accounts already called or liquidatable) are queued and
         // emitted with the outputs of the first event.
         let all: Vec<u32> = (0..engine.units.len() as u32).collect();
@@ -249,8 +296,20 @@ impl RiskEngine {
         if !self.pending_out.is_empty() {
             self.flush(seq, now, out);
         }
+        self.settle_due(seq, now, out);
         match input {
+            Input::Tick(t) if self.is_settled(t.instrument) => self.counters.ticks_refused += 1,
+            Input::Fill(f) if self.is_settled(f.instrument) => self.counters.fills_refused += 1,
+            Input::Status(s) if s.state == shm::InstrumentState::Settling => {
+                self.settle(s.instrument, s.settle_px, seq, now, out);
+            }
             Input::Tick(t) => {
+                let index_px = if t.index_px > 0 {
+                    t.index_px
+                } else {
+                    t.mark_px
+                };
+                self.record_index(t.instrument, index_px, now);
                 let book = Book {
                     bid_px: t.bid_px,
                     ask_px: t.ask_px,
@@ -261,8 +320,17 @@ impl RiskEngine {
             }
             Input::Fill(f) => self.on_fill(&f, seq, now, out),
             Input::Collateral(c) => self.on_collateral(&c, seq, now, out),
-            Input::Funding(_) | Input::Status(_) | Input::Heartbeat(_) => {}
+            Input::Funding(f) => self.on_funding(f.instrument, f.rate_e9, seq, now, out),
+            Input::Status(_) | Input::Heartbeat(_) => {}
         }
+        // Whatever ADL an input caused is emitted with that input's records, not the next's.
+        self.flush(seq, now, out);
+        self.breaker.update(
+            &self.config.liquidation.breaker,
+            now,
+            self.fund.balance(),
+            out,
+        );
     }
 
     /// Applies a mark price for an instrument (no book, time 0): the core of a tick.
@@ -319,6 +387,9 @@ impl RiskEngine {
             touched.append(&mut self.unpriced);
         }
         touched.append(&mut self.retry);
+        if self.config.vol_scaling.is_some() {
+            self.rescale(instrument, seq, now_ns, out);
+        }
         // Units interact (ADL, the fund), so they are evaluated in one canonical order: by id.
         touched.sort_unstable();
         touched.dedup();
@@ -395,6 +466,8 @@ impl RiskEngine {
         if let Some(unit) = unit {
             self.readmit_unit(unit, seq, now_ns, out);
         }
+        // An isolated close hands its margin back to the wallet: the cross unit changed too.
+        self.readmit.push(a);
     }
 
     /// A deposit or withdrawal on an account's cross wallet.
@@ -638,7 +711,13 @@ impl RiskEngine {
                 .iter()
                 .any(|p| p.mode() == MarginMode::Cross)
         } else {
-            u.instrument != CROSS && account.position_index(InstrumentId(u.instrument)).is_some()
+            // A released isolated slot (stale in a holder list) holds nothing, even when the
+            // account holds the instrument again, cross.
+            u.instrument != CROSS
+                && self.units.isolated(u.account, u.instrument) == Some(unit)
+                && account
+                    .position_index(InstrumentId(u.instrument))
+                    .is_some_and(|i| account.positions()[i].mode() == MarginMode::Isolated)
         }
     }
 
@@ -651,6 +730,11 @@ impl RiskEngine {
     /// The insurance fund.
     pub fn fund(&self) -> &InsuranceFund {
         &self.fund
+    }
+
+    /// The insurance fund's circuit breaker.
+    pub fn breaker(&self) -> &breaker::Breaker {
+        &self.breaker
     }
 
     /// Liquidation jobs still open.
@@ -703,6 +787,8 @@ impl RiskEngine {
     }
 }
 
+#[cfg(test)]
+mod conservation_tests;
 #[cfg(test)]
 mod liquidation_tests;
 #[cfg(test)]

@@ -145,8 +145,15 @@ fn step_strategy() -> impl Strategy<Value = (u32, i32)> {
 }
 
 fn run_both(accounts: Vec<Account>, steps: &[(u32, i32)]) -> Result<(), TestCaseError> {
+    run_both_with(accounts, steps, RiskConfig::default())
+}
+
+fn run_both_with(
+    accounts: Vec<Account>,
+    steps: &[(u32, i32)],
+    config: RiskConfig,
+) -> Result<(), TestCaseError> {
     let table = test_table();
-    let config = RiskConfig::default();
     let mut fast = RiskEngine::new(
         table.clone(),
         marks(),
@@ -189,6 +196,23 @@ proptest! {
         steps in proptest::collection::vec(step_strategy(), 1..120),
     ) {
         run_both(build_accounts(&plans), &steps)?;
+    }
+
+    #[test]
+    fn index_flags_exactly_what_brute_force_flags_with_volatility_scaling(
+        plans in proptest::collection::vec(account_strategy(), 1..40),
+        steps in proptest::collection::vec(step_strategy(), 1..120),
+    ) {
+        // Every tick may rescale (time 0, interval 0), in steps of 0.25 between 1 and 3.
+        let config = RiskConfig {
+            vol_scaling: Some(vol::VolScaling {
+                reference_e9: 2_000_000,
+                interval_ns: 0,
+                ..vol::VolScaling::default()
+            }),
+            ..RiskConfig::default()
+        };
+        run_both_with(build_accounts(&plans), &steps, config)?;
     }
 }
 
