@@ -178,18 +178,16 @@ impl RiskEngine {
         self.next_expiry_ns = self.compute_next_expiry();
         self.counters.settlements += 1;
         // Jobs on it end: there is nothing left to liquidate.
+        let slots: Vec<u32> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.instrument == instrument)
+            .map(|(slot, _)| slot)
+            .collect();
         let mut ended = Vec::new();
-        self.jobs.retain(|j| {
-            if j.instrument == instrument {
-                ended.push((j.unit, j.child.map(|c| c.order_id)));
-                false
-            } else {
-                true
-            }
-        });
-        for &(_, order) in &ended {
-            if let Some(id) = order {
-                self.orders.remove(&id);
+        for slot in slots {
+            if let Some((job, 0)) = self.jobs.remove(slot) {
+                ended.push(job.unit);
             }
         }
         let id = InstrumentId(instrument);
@@ -232,16 +230,10 @@ impl RiskEngine {
             }));
             self.readmit.push(a);
         }
-        for (unit, _) in ended {
-            if let Some(n) = self.unit_jobs.get_mut(&unit) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.unit_jobs.remove(&unit);
-                    if self.units.get(unit).map(|u| u.state) == Some(UnitState::Liquidating) {
-                        self.units.set_state(unit, UnitState::Healthy);
-                        self.retry.push(unit);
-                    }
-                }
+        for unit in ended {
+            if self.units.get(unit).map(|u| u.state) == Some(UnitState::Liquidating) {
+                self.units.set_state(unit, UnitState::Healthy);
+                self.retry.push(unit);
             }
         }
     }

@@ -52,6 +52,9 @@ use crate::margin::{
 use crate::num::wide;
 use crate::shm::{self, Output, Side};
 
+/// Positions ranked for ADL: `(score, account index)`, best first.
+pub(crate) type AdlRanking = Vec<(I80F48, u32)>;
+
 /// Order in which a cross unit's positions are reduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Priority {
@@ -387,7 +390,7 @@ impl RiskEngine {
                 let Some(mark) = self.marks.get(id) else {
                     continue;
                 };
-                self.jobs.push(Job {
+                self.jobs.insert(Job {
                     unit,
                     account: u.account,
                     instrument: id.0,
@@ -412,7 +415,7 @@ impl RiskEngine {
                 }
             }
             let side = if p.side() > 0 { Side::Sell } else { Side::Buy };
-            self.jobs.push(Job {
+            self.jobs.insert(Job {
                 unit,
                 account: u.account,
                 instrument: id.0,
@@ -429,14 +432,13 @@ impl RiskEngine {
             });
             opened += 1;
         }
-        if opened > 0 {
-            *self.unit_jobs.entry(unit).or_insert(0) += opened;
-        }
         opened > 0
     }
 
-    /// Works the jobs of an instrument after a tick: expires stale children, deleverages jobs
-    /// past their deadline or whose limit the market has passed, and sends the next child.
+    /// Works the jobs of an instrument after a tick: children out for `child_timeout_ns` are
+    /// taken as cancelled; then every job with no child out (see [`super::jobs`]) is deleveraged
+    /// if it is past its deadline or the market is past its limit, or sends its next child, or
+    /// holds (spread too wide, no limit) until the next tick.
     pub(crate) fn work_jobs(
         &mut self,
         instrument: u32,
@@ -451,11 +453,14 @@ impl RiskEngine {
             .copied()
             .unwrap_or_default();
         let mark = self.marks.get(InstrumentId(instrument));
-        let mut j = 0;
-        while j < self.jobs.len() {
-            let job = self.jobs[j];
-            if job.instrument != instrument {
-                j += 1;
+        self.jobs.expire(instrument, now_ns, cfg.child_timeout_ns);
+        let mut queue = self.jobs.take_ready(instrument);
+        let mut kept = std::collections::VecDeque::with_capacity(queue.len());
+        while let Some(slot) = queue.pop_front() {
+            let Some(&job) = self.jobs.get(slot) else {
+                continue;
+            };
+            if job.child.is_some() {
                 continue;
             }
             let mut job = job;
@@ -465,18 +470,8 @@ impl RiskEngine {
                 .remaining
                 .min(self.held(job.account, instrument, job.side));
             if job.remaining <= 0 {
-                if let Some(c) = job.child {
-                    self.orders.remove(&c.order_id);
-                }
-                self.jobs.remove(j);
-                self.job_done(job.unit, seq, now_ns, out);
+                self.finish_job(slot, seq, now_ns, out);
                 continue;
-            }
-            if let Some(child) = job.child
-                && now_ns.saturating_sub(child.sent_ns) >= cfg.child_timeout_ns
-            {
-                self.orders.remove(&child.order_id);
-                job.child = None;
             }
             // The market is past the limit (the mark is beyond bankruptcy): the order cannot
             // fill; nor can one whose deadline has passed.
@@ -486,7 +481,7 @@ impl RiskEngine {
             });
             let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns
                 || self.breaker.tripped();
-            if job.child.is_none() && (late || (beyond && job.full)) {
+            if late || (beyond && job.full) {
                 let side = if job.side == Side::Sell { 1 } else { -1 };
                 let closed = self.adl_now(
                     job.account,
@@ -496,18 +491,10 @@ impl RiskEngine {
                     job.limit_px,
                     seq,
                 );
-                let held = self.accounts[job.account as usize]
-                    .position_index(InstrumentId(instrument))
-                    .map_or(0, |i| {
-                        self.accounts[job.account as usize].positions()[i]
-                            .qty()
-                            .0
-                            .abs()
-                    });
-                job.remaining = (job.remaining - closed).min(held);
+                job.remaining =
+                    (job.remaining - closed).min(self.held(job.account, instrument, job.side));
                 if job.remaining <= 0 {
-                    self.jobs.remove(j);
-                    self.job_done(job.unit, seq, now_ns, out);
+                    self.finish_job(slot, seq, now_ns, out);
                     continue;
                 }
                 // Not enough opposite quantity: wait for the next deadline, keep working it.
@@ -515,18 +502,13 @@ impl RiskEngine {
             }
             // The limit follows the bankruptcy price as fills and fees move it, so no child is
             // ever priced worse than bankruptcy when it is sent.
-            let limit = if job.child.is_none() {
-                self.current_limit(job.account, instrument)
-            } else {
-                None
-            };
-            if let Some(limit_px) = limit
+            if let Some(limit_px) = self.current_limit(job.account, instrument)
                 && let Some(qty) = slice_qty(&book, job.side, job.remaining, &cfg)
             {
                 job.limit_px = limit_px;
                 let account_id = self.accounts[job.account as usize].id();
                 let mut id = order_id(account_id, instrument, job.seq, job.children);
-                while self.orders.contains_key(&id) {
+                while self.jobs.has_order(id) {
                     id = id.wrapping_add(1).max(1);
                 }
                 job.children += 1;
@@ -536,7 +518,11 @@ impl RiskEngine {
                     sent_ns: now_ns,
                     limit_px,
                 });
-                self.orders.insert(id, (job.account, instrument));
+                if let Some(j) = self.jobs.get_mut(slot) {
+                    *j = job;
+                }
+                self.jobs
+                    .child_sent(slot, id, now_ns.saturating_add(cfg.child_timeout_ns));
                 self.counters.orders += 1;
                 out(Output::Liquidation(shm::Liquidation {
                     order_id: id,
@@ -544,12 +530,23 @@ impl RiskEngine {
                     instrument,
                     side: job.side,
                     qty,
-                    limit_px: job.limit_px,
+                    limit_px,
                     input_seq: seq,
                 }));
+            } else {
+                if let Some(j) = self.jobs.get_mut(slot) {
+                    *j = job;
+                }
+                kept.push_back(slot);
             }
-            self.jobs[j] = job;
-            j += 1;
+        }
+        self.jobs.restore_ready(instrument, kept);
+    }
+
+    /// Removes a finished job; when it was its unit's last, the unit is evaluated afresh.
+    fn finish_job(&mut self, slot: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        if let Some((job, 0)) = self.jobs.remove(slot) {
+            self.unit_jobs_done(job.unit, seq, now_ns, out);
         }
     }
 
@@ -564,17 +561,14 @@ impl RiskEngine {
         now_ns: u64,
         out: &mut impl FnMut(Output),
     ) -> bool {
-        let Some(&(account, instrument)) = self.orders.get(&order_id) else {
+        let Some(slot) = self.jobs.by_order(order_id) else {
             return false;
         };
-        let Some(j) = self.jobs.iter().position(|job| {
-            job.account == account
-                && job.instrument == instrument
-                && job.child.is_some_and(|c| c.order_id == order_id)
-        }) else {
+        let Some(&job) = self.jobs.get(slot) else {
             return false;
         };
-        let mut job = self.jobs[j];
+        let (account, instrument) = (job.account, job.instrument);
+        let mut job = job;
         let signed = if job.side == Side::Sell { -1 } else { 1 };
         let x = qty
             .unsigned_abs()
@@ -633,12 +627,9 @@ impl RiskEngine {
         self.readmit.push(account);
         job.remaining -= x;
         job.progress_ns = now_ns;
-        if let Some(mut child) = job.child {
-            child.qty -= x;
-            job.child = (child.qty > 0).then_some(child);
-            if job.child.is_none() {
-                self.orders.remove(&order_id);
-            }
+        let child_left = job.child.map_or(0, |c| c.qty - x);
+        if let Some(c) = job.child.as_mut() {
+            c.qty = child_left;
         }
         if self.accounts[account as usize].position_index(id).is_none() {
             job.remaining = 0;
@@ -646,14 +637,14 @@ impl RiskEngine {
                 self.units.release_isolated(account, instrument);
             }
         }
+        if let Some(j) = self.jobs.get_mut(slot) {
+            *j = job;
+        }
         if job.remaining <= 0 {
-            if let Some(c) = job.child {
-                self.orders.remove(&c.order_id);
-            }
-            self.jobs.remove(j);
-            self.job_done(job.unit, seq, now_ns, out);
-        } else {
-            self.jobs[j] = job;
+            self.finish_job(slot, seq, now_ns, out);
+        } else if child_left <= 0 {
+            // The child is filled: the job is ready for its next one.
+            self.jobs.child_done(slot);
         }
         true
     }
@@ -690,16 +681,11 @@ impl RiskEngine {
     /// The open liquidation child order `order_id`, if any: what a ledger replaying the output
     /// records needs beyond them (whether its fills close the account out at the limit).
     pub fn liquidation_order(&self, order_id: u64) -> Option<OpenOrder> {
-        let &(account, instrument) = self.orders.get(&order_id)?;
-        let job = self.jobs.iter().find(|j| {
-            j.account == account
-                && j.instrument == instrument
-                && j.child.is_some_and(|c| c.order_id == order_id)
-        })?;
+        let job = self.jobs.get(self.jobs.by_order(order_id)?)?;
         let child = job.child?;
         Some(OpenOrder {
-            account: self.accounts[account as usize].id(),
-            instrument,
+            account: self.accounts[job.account as usize].id(),
+            instrument: job.instrument,
             side: job.side,
             qty: child.qty,
             limit_px: child.limit_px,
@@ -716,26 +702,16 @@ impl RiskEngine {
         }
     }
 
-    /// One job of a unit finished; when it was the last, the unit is evaluated afresh.
-    fn job_done(&mut self, unit: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
-        let left = match self.unit_jobs.get_mut(&unit) {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n
-            }
-            None => 0,
+    /// The last job of a unit finished: the unit is evaluated afresh.
+    fn unit_jobs_done(&mut self, unit: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
+        let state = if self.unit_has_positions(unit) {
+            UnitState::Healthy
+        } else {
+            UnitState::Flat
         };
-        if left == 0 {
-            self.unit_jobs.remove(&unit);
-            let state = if self.unit_has_positions(unit) {
-                UnitState::Healthy
-            } else {
-                UnitState::Flat
-            };
-            self.units.set_state(unit, state);
-            if state == UnitState::Healthy {
-                self.evaluate(unit, seq, now_ns, out);
-            }
+        self.units.set_state(unit, state);
+        if state == UnitState::Healthy {
+            self.evaluate(unit, seq, now_ns, out);
         }
     }
 
@@ -765,17 +741,27 @@ impl RiskEngine {
         if qty <= 0 {
             return 0;
         }
-        let mut ranked = self.adl_ranking(instrument, -side);
-        ranked.retain(|&(_, a)| a != account);
+        // One ranking per input and instrument side: further ADL closes of the same input reuse
+        // it (quantities are read afresh below, so closed positions are skipped).
+        let ranked = match self.adl_cache.take() {
+            Some((i, s, q, ranked)) if i == instrument && s == -side && q == seq => ranked,
+            _ => self.adl_ranking(instrument, -side),
+        };
         let bankrupt_id = self.accounts[account as usize].id();
         let mut left = qty;
-        for (_, counterparty) in ranked {
+        for &(_, counterparty) in &ranked {
             if left == 0 {
                 break;
+            }
+            if counterparty == account || self.liquidating(counterparty, instrument) {
+                continue;
             }
             let Some(i) = self.accounts[counterparty as usize].position_index(id) else {
                 continue;
             };
+            if self.accounts[counterparty as usize].positions()[i].side() != -side {
+                continue;
+            }
             let cq = self.accounts[counterparty as usize].positions()[i].qty().0;
             let x = cq.abs().min(left);
             let close = |q: i64| Fill {
@@ -839,12 +825,13 @@ impl RiskEngine {
         if left > 0 {
             self.counters.adl_shortfall += 1;
         }
+        self.adl_cache = Some((instrument, -side, seq, ranked));
         qty - left
     }
 
     /// Opposite-side positions on `instrument` (holders whose quantity has sign `sign`), by
     /// descending ADL score then ascending account id: `(score, account index)`.
-    pub(crate) fn adl_ranking(&self, instrument: u32, sign: i8) -> Vec<(I80F48, u32)> {
+    pub(crate) fn adl_ranking(&self, instrument: u32, sign: i8) -> AdlRanking {
         let id = InstrumentId(instrument);
         let Some(mark) = self.marks.get(id) else {
             return Vec::new();
@@ -868,13 +855,7 @@ impl RiskEngine {
                 continue;
             }
             // A position being liquidated is not a counterparty.
-            let holder = match p.mode() {
-                MarginMode::Cross => Some(a),
-                MarginMode::Isolated => self.units.isolated(a, instrument),
-            };
-            if holder.and_then(|h| self.units.get(h)).map(|h| h.state)
-                == Some(UnitState::Liquidating)
-            {
+            if self.liquidating(a, instrument) {
                 continue;
             }
             ranked.push((self.adl_score(a, i, mark).unwrap_or(I80F48::MIN), a));
@@ -887,6 +868,19 @@ impl RiskEngine {
             )
         });
         ranked
+    }
+
+    /// Whether `account`'s position on `instrument` belongs to a unit being liquidated.
+    fn liquidating(&self, account: u32, instrument: u32) -> bool {
+        let a = &self.accounts[account as usize];
+        let Some(i) = a.position_index(InstrumentId(instrument)) else {
+            return false;
+        };
+        let holder = match a.positions()[i].mode() {
+            MarginMode::Cross => Some(account),
+            MarginMode::Isolated => self.units.isolated(account, instrument),
+        };
+        holder.and_then(|h| self.units.get(h)).map(|h| h.state) == Some(UnitState::Liquidating)
     }
 
     /// The ADL rank quantile of `account`'s position on `instrument`, 1 to 5 like an exchange's

@@ -33,6 +33,7 @@ pub mod breaker;
 pub mod expiry;
 pub mod fund;
 pub mod funding;
+mod jobs;
 pub mod liquidation;
 pub mod units;
 pub mod vol;
@@ -48,7 +49,7 @@ use crate::margin::{
 use crate::shm::{self, Input, Output};
 use bands::{BandScratch, Watch};
 use fund::InsuranceFund;
-use liquidation::{Job, LiquidationConfig};
+use liquidation::LiquidationConfig;
 use units::{CROSS, UnitState, Units};
 
 /// Thresholds of the risk stage.
@@ -186,12 +187,11 @@ pub struct RiskEngine {
     books: Vec<Book>,
     /// EWMA of absolute relative mark moves per instrument, 10^-9 units.
     vol: Vec<u64>,
-    /// Liquidation jobs in the order they started.
-    jobs: Vec<Job>,
-    /// Open jobs per unit.
-    unit_jobs: HashMap<u32, u32>,
-    /// Open child orders: id → (account index, instrument).
-    orders: HashMap<u64, (u32, u32)>,
+    /// Liquidation jobs, by instrument and by order id.
+    jobs: jobs::Jobs,
+    /// The last ADL ranking: (instrument, side sign, input seq, ranking), reused by the further
+    /// ADL closes of the same input.
+    adl_cache: Option<(u32, i8, u64, liquidation::AdlRanking)>,
     /// Outputs produced where no sink is at hand (ADL), flushed in order.
     pending_out: Vec<Output>,
     /// Accounts whose positions ADL changed, to evaluate again.
@@ -260,9 +260,8 @@ impl RiskEngine {
             next_expiry_ns: i128::MAX,
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
-            jobs: Vec::new(),
-            unit_jobs: HashMap::new(),
-            orders: HashMap::new(),
+            jobs: jobs::Jobs::new(instruments),
+            adl_cache: None,
             pending_out: Vec::new(),
             readmit: Vec::new(),
             touched: Vec::new(),
