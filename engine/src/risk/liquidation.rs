@@ -84,6 +84,10 @@ pub struct LiquidationConfig {
     pub child_timeout_ns: u64,
     /// A job without progress for this long is auto-deleveraged. Default 5 s.
     pub fill_deadline_ns: u64,
+    /// How long an ADL ranking of an instrument's side is reused (engine time), as exchanges
+    /// refresh their ADL queues periodically; 0 ranks afresh for every input. Quantities are
+    /// read afresh at every close whatever the ranking's age. Default 1 s.
+    pub adl_refresh_ns: u64,
     /// Order of reduction of a cross unit's positions.
     pub priority: Priority,
     /// The insurance fund's circuit breaker.
@@ -99,6 +103,7 @@ impl Default for LiquidationConfig {
             max_spread: Rate(10_000_000),
             child_timeout_ns: 1_000_000_000,
             fill_deadline_ns: 5_000_000_000,
+            adl_refresh_ns: 1_000_000_000,
             priority: Priority::CalmDeepFirst,
             breaker: super::breaker::BreakerConfig::default(),
         }
@@ -741,11 +746,13 @@ impl RiskEngine {
         if qty <= 0 {
             return 0;
         }
-        // One ranking per input and instrument side: further ADL closes of the same input reuse
-        // it (quantities are read afresh below, so closed positions are skipped).
-        let ranked = match self.adl_cache.take() {
-            Some((i, s, q, ranked)) if i == instrument && s == -side && q == seq => ranked,
-            _ => self.adl_ranking(instrument, -side),
+        // A ranking is reused within one input and for `adl_refresh_ns` of engine time
+        // (quantities are read afresh below, so closed or flipped positions are skipped).
+        let now = self.now_ns;
+        let refresh = self.config.liquidation.adl_refresh_ns;
+        let (at, ranked) = match self.adl_cache.remove(&(instrument, -side)) {
+            Some((at, q, ranked)) if q == seq || now.saturating_sub(at) < refresh => (at, ranked),
+            _ => (now, self.adl_ranking(instrument, -side)),
         };
         let bankrupt_id = self.accounts[account as usize].id();
         let mut left = qty;
@@ -825,7 +832,8 @@ impl RiskEngine {
         if left > 0 {
             self.counters.adl_shortfall += 1;
         }
-        self.adl_cache = Some((instrument, -side, seq, ranked));
+        self.adl_cache
+            .insert((instrument, -side), (at, seq, ranked));
         qty - left
     }
 

@@ -189,9 +189,11 @@ pub struct RiskEngine {
     vol: Vec<u64>,
     /// Liquidation jobs, by instrument and by order id.
     jobs: jobs::Jobs,
-    /// The last ADL ranking: (instrument, side sign, input seq, ranking), reused by the further
-    /// ADL closes of the same input.
-    adl_cache: Option<(u32, i8, u64, liquidation::AdlRanking)>,
+    /// ADL rankings by (instrument, side sign): (engine time computed, last input seq used,
+    /// ranking); see `LiquidationConfig::adl_refresh_ns`.
+    adl_cache: HashMap<(u32, i8), (u64, u64, liquidation::AdlRanking)>,
+    /// Engine time of the input being applied (its publish stamp).
+    now_ns: u64,
     /// Outputs produced where no sink is at hand (ADL), flushed in order.
     pending_out: Vec<Output>,
     /// Accounts whose positions ADL changed, to evaluate again.
@@ -261,7 +263,8 @@ impl RiskEngine {
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
             jobs: jobs::Jobs::new(instruments),
-            adl_cache: None,
+            adl_cache: HashMap::new(),
+            now_ns: 0,
             pending_out: Vec::new(),
             readmit: Vec::new(),
             touched: Vec::new(),
@@ -292,6 +295,7 @@ impl RiskEngine {
             return;
         };
         let (seq, now) = (event.seq, event.publish_ns);
+        self.now_ns = now;
         if !self.pending_out.is_empty() {
             self.flush(seq, now, out);
         }
@@ -356,6 +360,7 @@ impl RiskEngine {
         if !self.pending_out.is_empty() {
             self.flush(seq, now_ns, out);
         }
+        self.now_ns = now_ns;
         let id = InstrumentId(instrument);
         let previous = self.marks.get(id);
         if !self.marks.set(id, mark) {
