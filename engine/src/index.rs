@@ -114,9 +114,7 @@ impl BandIndex {
     /// Retires every band of `account` in O(1). Unknown accounts are ignored.
     pub fn unband(&mut self, account: u32) {
         if let Some(slot) = self.accounts.get_mut(account as usize) {
-            self.live_entries -= u64::from(slot.entries);
-            slot.entries = 0;
-            slot.generation = slot.generation.wrapping_add(1);
+            retire(slot, &mut self.live_entries);
         }
     }
 
@@ -166,15 +164,14 @@ impl BandIndex {
                 break;
             }
             heaps.lower.pop();
-            let slot = &mut self.accounts[top.account as usize];
-            if slot.generation != top.generation {
-                self.stale_popped += 1;
-                continue;
+            if retire_edge(
+                &mut self.accounts,
+                &mut self.live_entries,
+                &mut self.stale_popped,
+                top,
+            ) {
+                touched(top.account);
             }
-            self.live_entries -= u64::from(slot.entries);
-            slot.entries = 0;
-            slot.generation = slot.generation.wrapping_add(1);
-            touched(top.account);
         }
         // Upper edges below the price: the price rose out of these bands.
         while let Some(Reverse(top)) = heaps.upper.peek().copied() {
@@ -182,15 +179,14 @@ impl BandIndex {
                 break;
             }
             heaps.upper.pop();
-            let slot = &mut self.accounts[top.account as usize];
-            if slot.generation != top.generation {
-                self.stale_popped += 1;
-                continue;
+            if retire_edge(
+                &mut self.accounts,
+                &mut self.live_entries,
+                &mut self.stale_popped,
+                top,
+            ) {
+                touched(top.account);
             }
-            self.live_entries -= u64::from(slot.entries);
-            slot.entries = 0;
-            slot.generation = slot.generation.wrapping_add(1);
-            touched(top.account);
         }
     }
 
@@ -249,6 +245,30 @@ impl BandIndex {
         self.compactions += 1;
         debug_assert_eq!(self.total_entries(), self.live_entries);
     }
+}
+
+/// Retires every band of an account at once: its entries go stale.
+fn retire(slot: &mut AccountSlot, live_entries: &mut u64) {
+    *live_entries -= u64::from(slot.entries);
+    slot.entries = 0;
+    slot.generation = slot.generation.wrapping_add(1);
+}
+
+/// For an edge that surfaced: retires its account's bands when the edge is live (returns true),
+/// or counts it as stale.
+fn retire_edge(
+    accounts: &mut [AccountSlot],
+    live_entries: &mut u64,
+    stale_popped: &mut u64,
+    edge: Edge,
+) -> bool {
+    let slot = &mut accounts[edge.account as usize];
+    if slot.generation != edge.generation {
+        *stale_popped += 1;
+        return false;
+    }
+    retire(slot, live_entries);
+    true
 }
 
 #[cfg(test)]
