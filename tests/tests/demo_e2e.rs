@@ -7,14 +7,6 @@ use std::process::Command;
 use brink::journal::{FsyncPolicy, Journal};
 use brink::shm::{Expect, Output, Record, RingFile, RingKind};
 
-fn record_from_bytes(bytes: &[u8]) -> Record {
-    let mut words = [0u64; 8];
-    for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        *w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-    }
-    Record::from_words(words)
-}
-
 #[test]
 fn the_demo_liquidates_through_the_whole_pipeline() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -46,7 +38,10 @@ fn the_demo_liquidates_through_the_whole_pipeline() {
     let journaled: Vec<Output> = recovery
         .records
         .iter()
-        .map(|bytes| Output::decode(&record_from_bytes(bytes)).expect("journal record decodes"))
+        .map(|bytes| {
+            Output::decode(&Record::from_le_bytes(bytes).expect("64-byte record"))
+                .expect("journal record decodes")
+        })
         .collect();
 
     // The order ring, read back record by record.

@@ -35,14 +35,6 @@ fn signal(pid: u32, sig: Signal) {
     kill_process(pid, sig).expect("signal delivered");
 }
 
-fn record_from_bytes(bytes: &[u8]) -> Record {
-    let mut words = [0u64; 8];
-    for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        *w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-    }
-    Record::from_words(words)
-}
-
 #[test]
 fn run_liquidates_reports_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -144,7 +136,9 @@ fn run_liquidates_reports_and_stops_cleanly() {
     let journaled: Vec<Output> = recovery
         .records
         .iter()
-        .map(|b| Output::decode(&record_from_bytes(b)).expect("decodes"))
+        .map(|b| {
+            Output::decode(&Record::from_le_bytes(b).expect("64-byte record")).expect("decodes")
+        })
         .collect();
     assert_eq!(in_ring, journaled);
     // The long of account 1 (0.02 BTC from 50,000 on 500) is called before it is liquidated.

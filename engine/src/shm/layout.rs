@@ -247,6 +247,29 @@ impl Record {
         ]
     }
 
+    /// The record's 64 bytes as they lie in the file (little-endian words), e.g. for the journal.
+    pub fn to_le_bytes(&self) -> [u8; 64] {
+        let mut bytes = [0u8; 64];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(self.to_words()) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// Rebuilds a record from 64 little-endian bytes; `None` when `bytes` is not 64 long.
+    pub fn from_le_bytes(bytes: &[u8]) -> Option<Record> {
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut words = [0u64; 8];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        Some(Record::from_words(words))
+    }
+
     /// Rebuilds a record from its eight words in file order.
     pub const fn from_words(w: [u64; 8]) -> Record {
         Record {

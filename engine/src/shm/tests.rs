@@ -205,3 +205,21 @@ fn cursors_at_the_end_of_u64_do_not_overflow() {
     let p2 = Producer::attach(&path, RingKind::Feed).expect("attach");
     assert!(p2.published() > 0);
 }
+
+#[test]
+fn a_record_round_trips_through_its_file_bytes() {
+    let record = Record {
+        commit: 7,
+        publish_ns: 123_456_789,
+        tag: 17,
+        aux: 2,
+        reserved: 0,
+        instrument: 3,
+        payload: [1, u64::MAX, 42, 0, 9],
+    };
+    let bytes = record.to_le_bytes();
+    assert_eq!(&bytes[..8], &7u64.to_le_bytes());
+    assert_eq!(bytes[16], 17);
+    assert_eq!(Record::from_le_bytes(&bytes), Some(record));
+    assert_eq!(Record::from_le_bytes(&bytes[..63]), None);
+}

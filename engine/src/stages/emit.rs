@@ -80,11 +80,7 @@ impl Sink for EmitSink {
             return;
         }
         let record = item.output.encode();
-        let mut bytes = [0u8; 64];
-        for (chunk, word) in bytes.chunks_exact_mut(8).zip(record.to_words()) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        if let Err(e) = self.journal.append(&bytes) {
+        if let Err(e) = self.journal.append(&record.to_le_bytes()) {
             tracing::error!(error = %e, "journal write failed: emitting stopped");
             self.counters.journal_error = Some(e.to_string());
             self.counters.refused += 1;
