@@ -20,17 +20,6 @@ pub fn shared_data() -> Option<PathBuf> {
     }
 }
 
-/// Path of the workspace binary `name` in the profile dir of the running test executable
-/// (`target/<profile>/deps/test-exe` → `target/<profile>/name`). It may not be built yet.
-pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test executable lives in target/<profile>/deps");
-    profile_dir.join(name)
-}
-
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,42 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-/// The `brink-feed` binary of this test's profile, built once per test executable so that it is
-/// never stale (cargo does not build other packages' binaries for `cargo test`).
+/// The `brink-feed` binary of this test's profile, built so that it is never stale.
 pub fn brink_feed() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let path = brink_tests::bin_path("brink-feed");
-            let profile = path
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "brink-tools",
-                "--bin",
-                "brink-feed",
-            ]);
-            if profile == "release" {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("cargo runs");
-            assert!(status.success(), "building brink-feed failed");
-            assert!(path.exists(), "{} missing after build", path.display());
-            path
-        })
-        .clone()
+    brink_tests::bin("brink-feed")
 }
 
 /// A fresh directory for ring files: under /dev/shm when present, the temp dir otherwise.
