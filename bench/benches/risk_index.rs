@@ -5,7 +5,10 @@
 //! walks a seeded random path: most ticks move one
 //! instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %. Each iteration is one tick; the
 //! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
-//! liquidation deadlines pass as they would live).
+//! liquidation deadlines pass as they would live). Each tick shows a book at the mark (5 lots a
+//! side of every instrument's size, 100,000 lots); liquidation orders are answered by the built-in
+//! matcher (`brink::matcher`) and its fills go back through `on_event`, as a venue's would, within
+//! the timed tick.
 //!
 //! `risk_index/index_calm/N` runs the index on the same path without the jumps (no
 //! liquidations), which separates the cost of the index from that of liquidation work.
@@ -23,8 +26,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
+use brink::ingest::{FeedBody, FeedEvent};
 use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Price};
+use brink::matcher::{Matcher, MatcherConfig};
 use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
+use brink::shm::{Input, Output, Tick};
 use criterion::Criterion;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,6 +41,8 @@ const POSITIONS: usize = 3;
 const PATH_LEN: usize = 1 << 16;
 /// Feed time per tick.
 const TICK_NS: u64 = 1_000_000;
+/// Size shown at each best level, lots.
+const BOOK_LOTS: u32 = 100_000;
 
 /// The path: (instrument, relative move in 10^-6).
 fn path(seed: u64, jumps: bool) -> Vec<(u32, i64)> {
@@ -67,6 +75,8 @@ fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Acco
 /// An engine walking the path.
 struct Walker {
     engine: RiskEngine,
+    matcher: Matcher,
+    pending: Vec<Output>,
     prices: Vec<i64>,
     at: usize,
     seq: u64,
@@ -87,6 +97,8 @@ impl Walker {
         let engine = RiskEngine::new(table, marks, accounts, RiskConfig::default(), scan);
         Walker {
             engine,
+            matcher: Matcher::new(MatcherConfig::default(), INSTRUMENTS),
+            pending: Vec::new(),
             prices,
             at: 0,
             seq: 0,
@@ -101,19 +113,45 @@ impl Walker {
         self.seq += 1;
         let p = &mut self.prices[instrument as usize];
         *p = (*p + *p * ppm / 1_000_000).max(1);
-        let mut n = 0u64;
-        self.engine.on_tick_at(
+        let book = Book {
+            bid_px: *p,
+            ask_px: *p,
+            bid_qty: BOOK_LOTS,
+            ask_qty: BOOK_LOTS,
+        };
+        self.matcher.on_tick(&Tick {
             instrument,
-            Price(*p),
-            Book::default(),
-            self.seq,
-            self.seq * TICK_NS,
-            &mut |o| {
-                n += 1;
-                black_box(o);
-            },
-        );
-        self.outputs += n;
+            mark_px: *p,
+            index_px: *p,
+            bid_px: *p,
+            ask_px: *p,
+            bid_qty: BOOK_LOTS,
+            ask_qty: BOOK_LOTS,
+        });
+        let now = self.seq * TICK_NS;
+        let mut pending = std::mem::take(&mut self.pending);
+        self.engine
+            .on_tick_at(instrument, Price(*p), book, self.seq, now, &mut |o| {
+                pending.push(o)
+            });
+        // The venue answers: fills go back in as inputs (and may cause further decisions).
+        let mut i = 0;
+        while i < pending.len() {
+            if let Some(fill) = self.matcher.on_output(&pending[i]) {
+                let event = FeedEvent {
+                    seq: self.seq,
+                    publish_ns: now,
+                    receive_ns: now,
+                    body: FeedBody::Input(Input::Fill(fill)),
+                };
+                self.engine.on_event(&event, &mut |o| pending.push(o));
+            }
+            i += 1;
+        }
+        self.outputs += pending.len() as u64;
+        black_box(&pending);
+        pending.clear();
+        self.pending = pending;
     }
 }
 
@@ -219,11 +257,12 @@ fn bench_one(
     let ticks = (c1.ticks - ticks0).max(1) as f64;
     println!(
         "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, \
-         {} ADL, {} outputs, {} liquidation jobs open at the end",
+         {} fills, {} ADL, {} outputs, {} liquidation jobs open at the end",
         c1.ticks - ticks0,
         (c1.evaluations - evals0) as f64 / ticks,
         c1.margin_calls,
         c1.liquidations,
+        c1.liquidation_fills,
         c1.adl,
         w.outputs,
         w.engine.open_jobs()
