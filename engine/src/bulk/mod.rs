@@ -367,6 +367,14 @@ pub fn parse(b: &[u8], file: &Path, table: &InstrumentTable) -> Result<Vec<Accou
                 ),
             ));
         }
+        if id == crate::risk::takeover::FUND_ACCOUNT_ID {
+            return Err(err(
+                None,
+                base,
+                "id",
+                format!("{id} is reserved for the insurance fund: use a smaller id"),
+            ));
+        }
         last_id = Some(id);
         let wallet = Money::from_scaled_floor(i128::from(i64_at(b, at + 8)), MONEY_DECIMALS)
             .ok_or_else(|| err(None, base + 8, "wallet", "out of range".into()))?;

@@ -230,6 +230,11 @@ fn demo(args: &DemoArgs) -> Result<()> {
     println!("liquidations           {} units", c.liquidations);
     println!("  child orders sent    {}", c.orders);
     println!("  fills booked         {}", c.liquidation_fills);
+    println!(
+        "fund takeovers         {} (inventory left: {} positions)",
+        c.takeovers,
+        engine.fund_inventory().len()
+    );
     println!("ADL closes             {}", c.adl);
     println!(
         "records emitted        {} (journal and order ring)",

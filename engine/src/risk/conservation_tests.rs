@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::takeover::FUND_ACCOUNT_ID;
 use super::tests::{BASE, test_table};
 use super::*;
 use crate::ingest::{FeedBody, FeedEvent};
@@ -57,7 +58,22 @@ impl Ledger {
         paid
     }
 
+    /// The fund's inventory realised PnL: into (or out of) the fund, as the engine sweeps it.
+    fn sweep(&mut self) {
+        let w = self.accounts[&FUND_ACCOUNT_ID].wallet();
+        if w.is_positive() {
+            self.fund = self.fund.checked_add(w).expect("in range");
+        } else if w.is_negative() {
+            self.cover(neg(w));
+        }
+        self.wallet(FUND_ACCOUNT_ID, neg(w));
+    }
+
     fn reset_negative(&mut self, account: u64) {
+        if account == FUND_ACCOUNT_ID {
+            self.sweep();
+            return;
+        }
         let wallet = self.accounts[&account].wallet();
         if wallet.is_negative() {
             let paid = self.cover(neg(wallet));
@@ -97,7 +113,8 @@ impl Ledger {
                 let mark = self.marks[f.instrument as usize];
                 let mut ids: Vec<u64> = self.accounts.keys().copied().collect();
                 ids.sort_unstable();
-                for id in ids {
+                // The fund's inventory pays no funding.
+                for id in ids.into_iter().filter(|&id| id != FUND_ACCOUNT_ID) {
                     let a = self.accounts.get_mut(&id).unwrap();
                     let Some(i) = a.position_index(InstrumentId(f.instrument)) else {
                         continue;
@@ -161,11 +178,32 @@ impl Ledger {
             .position_index(id)
             .map_or(0, |i| a.positions()[i].qty().0 * -signed)
             .max(0);
+        let price = Price(f.price_px);
+        if order.account == FUND_ACCOUNT_ID {
+            // Booked as reported (the generator never fills more than the child has out).
+            let x = f.qty.abs();
+            // The fund's own order: no fee, its PnL swept into the fund.
+            self.accounts
+                .get_mut(&order.account)
+                .unwrap()
+                .apply_fill(
+                    &self.table,
+                    Fill {
+                        instrument: id,
+                        qty: Qty(signed * x),
+                        price,
+                        fee: Money::ZERO,
+                        mode: MarginMode::Cross,
+                    },
+                )
+                .expect("a fund fill books");
+            self.sweep();
+            return Money::ZERO;
+        }
         let x = f.qty.abs().min(held);
         if x == 0 {
             return Money::ZERO;
         }
-        let price = Price(f.price_px);
         // The liquidation fee: rate · notional, rounded up.
         let fee = Money::from_scaled_ceil(
             Instrument::notional(Qty(x), price) * i128::from(inst.liquidation_fee.0),
@@ -246,6 +284,9 @@ impl Ledger {
             }
         }
         if let Some(r) = run.first() {
+            if r.account == FUND_ACCOUNT_ID {
+                self.sweep();
+            }
             self.reset_negative(r.bankrupt_account);
         }
         cash
@@ -278,6 +319,9 @@ impl Ledger {
                     .expect("a settlement books");
                 if outcome.isolated_shortfall.is_positive() {
                     self.cover(outcome.isolated_shortfall);
+                }
+                if st.account == FUND_ACCOUNT_ID {
+                    self.sweep();
                 }
             }
         }
@@ -352,6 +396,7 @@ fn total_qty(e: &RiskEngine, instrument: u32) -> i64 {
     e.accounts()
         .iter()
         .flat_map(|a| a.positions())
+        .chain(e.fund_inventory())
         .filter(|p| p.instrument().0 == instrument)
         .map(|p| p.qty().0)
         .sum()
@@ -380,7 +425,11 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
     }
     let mut ledger = Ledger {
         table: table.clone(),
-        accounts: accounts.iter().map(|a| (a.id(), a.clone())).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| (a.id(), a.clone()))
+            .chain([(FUND_ACCOUNT_ID, Account::new(FUND_ACCOUNT_ID, Money::ZERO))])
+            .collect(),
         fund: fund0,
         orders: HashMap::new(),
         marks: BASE,
@@ -533,6 +582,11 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                     ledger.orders.insert(l.order_id, (*l, info.full));
                     liquidated.insert((l.account, l.instrument));
                     open.push(l.order_id);
+                    if l.account == FUND_ACCOUNT_ID {
+                        // The fund's own order: at the touch, not bound by a bankruptcy price.
+                        assert!(l.limit_px > 0, "seed {seed}: a fund order without a price");
+                        continue;
+                    }
                     // Never worse than the bankruptcy price at the time it is sent.
                     let a = e.accounts().iter().find(|a| a.id() == l.account).unwrap();
                     let i = a.position_index(InstrumentId(l.instrument)).unwrap();
@@ -606,7 +660,13 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
         assert_eq!(
             e.fund().balance(),
             ledger.fund,
-            "seed {seed} seq {seq}: the fund differs"
+            "seed {seed} seq {seq}: the fund differs after {input:?} → {outs:?}"
+        );
+        let fund_book = &ledger.accounts[&FUND_ACCOUNT_ID];
+        assert_eq!(
+            (e.fund_inventory(), Money::ZERO),
+            (fund_book.positions(), fund_book.wallet()),
+            "seed {seed} seq {seq}: the fund's inventory differs"
         );
     }
     (e.counters(), e.fund().covered().is_positive())
@@ -616,6 +676,7 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
 fn money_is_accounted_for_in_random_scenarios() {
     let (mut fills, mut adl, mut orders, mut fund_paid, mut funding, mut settled) =
         (0, 0, 0, 0, 0, 0);
+    let mut takeovers = 0;
     for seed in 0..40 {
         let (c, paid) = run(seed, 400);
         fills += c.liquidation_fills;
@@ -624,10 +685,17 @@ fn money_is_accounted_for_in_random_scenarios() {
         funding += c.funding;
         fund_paid += u64::from(paid);
         settled += c.settlements;
+        takeovers += c.takeovers;
     }
     // The scenarios exercise what they claim to check.
     assert!(
-        orders > 0 && fills > 0 && adl > 0 && fund_paid > 0 && funding > 0 && settled > 0,
-        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding} settled {settled}"
+        orders > 0
+            && fills > 0
+            && adl > 0
+            && fund_paid > 0
+            && funding > 0
+            && settled > 0
+            && takeovers > 0,
+        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding} settled {settled} takeovers {takeovers}"
     );
 }

@@ -230,6 +230,38 @@ impl RiskEngine {
             }));
             self.readmit.push(a);
         }
+        // The fund's inventory settles like every position; its PnL is swept into the fund.
+        if let Some(i) = self.fund_book.position_index(id) {
+            let q = self.fund_book.positions()[i].qty().0;
+            let fill = Fill {
+                instrument: id,
+                qty: Qty(-q),
+                price: Price(price),
+                fee: Money::ZERO,
+                mode: MarginMode::Cross,
+            };
+            match self.fund_book.apply_fill(&self.table, fill) {
+                Ok(outcome) => {
+                    self.sweep_fund_book();
+                    out(Output::Settlement(shm::Settlement {
+                        account: super::takeover::FUND_ACCOUNT_ID,
+                        instrument,
+                        qty: q,
+                        price_px: price,
+                        pnl_money: outcome
+                            .realised_pnl
+                            .to_scaled_floor(shm::MONEY_DECIMALS)
+                            .and_then(|v| i64::try_from(v).ok())
+                            .unwrap_or(i64::MIN),
+                        input_seq: seq,
+                    }));
+                }
+                Err(_) => self.counters.fills_refused += 1,
+            }
+        }
+        if let Some(x) = self.fund_jobs.get_mut(instrument as usize) {
+            *x = None;
+        }
         for unit in ended {
             if self.units.get(unit).map(|u| u.state) == Some(UnitState::Liquidating) {
                 self.units.set_state(unit, UnitState::Healthy);

@@ -23,7 +23,9 @@
 //! While the spread is wider than `max_spread`, the job holds. A child with no fill within
 //! `child_timeout_ns` is taken as cancelled (the venue cancels the rest of an IOC at once) and the
 //! next tick sends another. A job whose last progress is older than `fill_deadline_ns`, or whose
-//! unit is bankrupt at the mark (its limit cannot fill), is auto-deleveraged.
+//! unit is bankrupt at the mark (its limit cannot fill), is taken over by the insurance fund at
+//! its limit when the fund can carry the loss ([`super::takeover`]), and auto-deleveraged
+//! otherwise.
 //!
 //! ## Fills and the fund
 //! A liquidation fill realises PnL at the fill price and pays the liquidation fee
@@ -34,7 +36,8 @@
 //! beyond its margin is paid by the fund. What the fund cannot pay is recorded as bad debt.
 //!
 //! ## Auto-deleveraging
-//! The remaining quantity is closed at its limit against the opposite side's positions on the
+//! What the fund does not take over (its breaker is tripped, or the loss would exceed what it
+//! can carry), and the fund's own inventory once its breaker trips: the remaining quantity is closed at its limit against the opposite side's positions on the
 //! instrument, ranked by `profit% × effective leverage` (`profit% ÷ effective leverage` when
 //! losing), where `effective leverage = |mark value| / (mark value − bankruptcy value)`: the most
 //! profitable, most leveraged first, ties by account id. Each counterparty gets an ADL record at
@@ -43,6 +46,7 @@
 
 use fixed::types::I80F48;
 
+use super::takeover::FUND;
 use super::units::UnitState;
 use super::{Book, RiskEngine};
 use crate::margin::{
@@ -387,7 +391,11 @@ impl RiskEngine {
                 None => None,
             };
             let Some(limit_px) = limit.filter(|&px| px > 0) else {
-                let closed = self.adl_now(u.account, id.0, p.side(), cut.qty, i64::MAX, seq);
+                let mut closed = self.take_over(u.account, id.0, p.side(), cut.qty, i64::MAX, seq);
+                if closed < cut.qty {
+                    closed +=
+                        self.adl_now(u.account, id.0, p.side(), cut.qty - closed, i64::MAX, seq);
+                }
                 if closed == cut.qty {
                     continue;
                 }
@@ -469,6 +477,12 @@ impl RiskEngine {
                 continue;
             }
             let mut job = job;
+            if job.account == FUND {
+                // The fund works whatever its inventory holds now.
+                let q = self.fund_position(instrument);
+                job.side = if q > 0 { Side::Sell } else { Side::Buy };
+                job.remaining = q.abs();
+            }
             // An ordinary fill may have reduced the position meanwhile: never close more than
             // is held.
             job.remaining = job
@@ -484,18 +498,31 @@ impl RiskEngine {
                 Side::Sell => m.0 < job.limit_px,
                 Side::Buy => m.0 > job.limit_px,
             });
-            let late = now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns
-                || self.breaker.tripped();
-            if late || (beyond && job.full) {
+            let fund = job.account == FUND;
+            let late = if fund {
+                // The fund's own inventory has no deadline: it goes to ADL only when the
+                // breaker trips.
+                self.breaker.tripped()
+            } else {
+                now_ns.saturating_sub(job.progress_ns) >= cfg.fill_deadline_ns
+                    || self.breaker.tripped()
+            };
+            if late || (beyond && job.full && !fund) {
                 let side = if job.side == Side::Sell { 1 } else { -1 };
-                let closed = self.adl_now(
-                    job.account,
-                    instrument,
-                    side,
-                    job.remaining,
-                    job.limit_px,
-                    seq,
-                );
+                // The fund takes over what it can carry; ADL closes the rest.
+                let limit = if fund { i64::MAX } else { job.limit_px };
+                let mut closed =
+                    self.take_over(job.account, instrument, side, job.remaining, limit, seq);
+                if closed < job.remaining {
+                    closed += self.adl_now(
+                        job.account,
+                        instrument,
+                        side,
+                        job.remaining - closed,
+                        limit,
+                        seq,
+                    );
+                }
                 job.remaining =
                     (job.remaining - closed).min(self.held(job.account, instrument, job.side));
                 if job.remaining <= 0 {
@@ -507,11 +534,16 @@ impl RiskEngine {
             }
             // The limit follows the bankruptcy price as fills and fees move it, so no child is
             // ever priced worse than bankruptcy when it is sent.
-            if let Some(limit_px) = self.current_limit(job.account, instrument)
+            let limit = if fund {
+                self.fund_limit(instrument, job.side, &book)
+            } else {
+                self.current_limit(job.account, instrument)
+            };
+            if let Some(limit_px) = limit
                 && let Some(qty) = slice_qty(&book, job.side, job.remaining, &cfg)
             {
                 job.limit_px = limit_px;
-                let account_id = self.accounts[job.account as usize].id();
+                let account_id = self.acct(job.account).id();
                 let mut id = order_id(account_id, instrument, job.seq, job.children);
                 while self.jobs.has_order(id) {
                     id = id.wrapping_add(1).max(1);
@@ -550,8 +582,14 @@ impl RiskEngine {
 
     /// Removes a finished job; when it was its unit's last, the unit is evaluated afresh.
     fn finish_job(&mut self, slot: u32, seq: u64, now_ns: u64, out: &mut impl FnMut(Output)) {
-        if let Some((job, 0)) = self.jobs.remove(slot) {
-            self.unit_jobs_done(job.unit, seq, now_ns, out);
+        match self.jobs.remove(slot) {
+            Some((job, _)) if job.account == FUND => {
+                if let Some(x) = self.fund_jobs.get_mut(job.instrument as usize) {
+                    *x = None;
+                }
+            }
+            Some((job, 0)) => self.unit_jobs_done(job.unit, seq, now_ns, out),
+            _ => {}
         }
     }
 
@@ -575,10 +613,16 @@ impl RiskEngine {
         let (account, instrument) = (job.account, job.instrument);
         let mut job = job;
         let signed = if job.side == Side::Sell { -1 } else { 1 };
-        let x = qty
-            .unsigned_abs()
-            .min(job.remaining as u64)
-            .min(self.held(account, instrument, job.side) as u64) as i64;
+        let x = if account == FUND {
+            // The fund's fills are booked as the venue reports them, up to what its child has
+            // out: its inventory may have changed since the child was sent.
+            qty.unsigned_abs()
+                .min(job.child.map_or(0, |c| c.qty).max(0) as u64) as i64
+        } else {
+            qty.unsigned_abs()
+                .min(job.remaining as u64)
+                .min(self.held(account, instrument, job.side) as u64) as i64
+        };
         if x == 0 || qty.signum() != signed {
             self.counters.fills_refused += 1;
             return true;
@@ -587,10 +631,18 @@ impl RiskEngine {
         let Some(inst) = self.table.get(id) else {
             return true;
         };
-        let fee = fee_at(inst, x, price).unwrap_or(Money::ZERO);
-        let mode = self.accounts[account as usize]
+        let fund = account == FUND;
+        // The fund pays no liquidation fee: it would be paid to itself.
+        let fee = if fund {
+            Money::ZERO
+        } else {
+            fee_at(inst, x, price).unwrap_or(Money::ZERO)
+        };
+        let nd = inst.notional_decimals();
+        let mode = self
+            .acct(account)
             .position_index(id)
-            .map(|i| self.accounts[account as usize].positions()[i].mode())
+            .map(|i| self.acct(account).positions()[i].mode())
             .unwrap_or(MarginMode::Cross);
         let fill = Fill {
             instrument: id,
@@ -599,12 +651,30 @@ impl RiskEngine {
             fee,
             mode,
         };
-        let Ok(outcome) = self.accounts[account as usize].apply_fill(&self.table, fill) else {
+        let Ok(outcome) = self.apply_fill_to(account, fill) else {
             self.counters.fills_refused += 1;
             return true;
         };
-        self.fund.add_fee(fee);
         self.counters.liquidation_fills += 1;
+        if fund {
+            self.sweep_fund_book();
+            job.progress_ns = now_ns;
+            let child_left = job.child.map_or(0, |c| c.qty - x);
+            if let Some(c) = job.child.as_mut() {
+                c.qty = child_left;
+            }
+            job.remaining = self.held(FUND, instrument, job.side);
+            if let Some(j) = self.jobs.get_mut(slot) {
+                *j = job;
+            }
+            // The job takes its side and size from the inventory when it is next worked, and
+            // ends there when the inventory is flat.
+            if child_left <= 0 {
+                self.jobs.child_done(slot);
+            }
+            return true;
+        }
+        self.fund.add_fee(fee);
         if job.full && mode == MarginMode::Isolated {
             // Closed out: whatever margin the closed isolated position hands back is the fund's.
             if outcome.released_margin.is_positive() {
@@ -614,7 +684,7 @@ impl RiskEngine {
         } else if job.full {
             // Closed out at the limit: the difference to the fill price is the fund's.
             let diff = i128::from(x) * i128::from(price.0 - job.limit_px) * i128::from(-signed);
-            if let Some(amount) = Money::from_scaled_floor(diff, inst.notional_decimals()) {
+            if let Some(amount) = Money::from_scaled_floor(diff, nd) {
                 if amount.is_positive() {
                     let _ = self.accounts[account as usize].change_wallet(neg(amount));
                     self.fund.add_surplus(amount);
@@ -673,8 +743,8 @@ impl RiskEngine {
     }
 
     /// Lots of `account`'s position on `instrument` that an order of side `closing` reduces.
-    fn held(&self, account: u32, instrument: u32, closing: Side) -> i64 {
-        let a = &self.accounts[account as usize];
+    pub(crate) fn held(&self, account: u32, instrument: u32, closing: Side) -> i64 {
+        let a = self.acct(account);
         a.position_index(InstrumentId(instrument))
             .map(|i| a.positions()[i].qty().0)
             .map_or(0, |q| match closing {
@@ -689,7 +759,7 @@ impl RiskEngine {
         let job = self.jobs.get(self.jobs.by_order(order_id)?)?;
         let child = job.child?;
         Some(OpenOrder {
-            account: self.accounts[job.account as usize].id(),
+            account: self.acct(job.account).id(),
             instrument: job.instrument,
             side: job.side,
             qty: child.qty,
@@ -700,6 +770,10 @@ impl RiskEngine {
 
     /// A cross wallet below zero is reset to zero by the fund.
     pub(crate) fn reset_negative_wallet(&mut self, account: u32) {
+        if account == FUND {
+            self.sweep_fund_book();
+            return;
+        }
         let wallet = self.accounts[account as usize].wallet();
         if wallet.is_negative() {
             let paid = self.fund.cover(neg(wallet));
@@ -754,7 +828,7 @@ impl RiskEngine {
             Some((at, q, ranked)) if q == seq || now.saturating_sub(at) < refresh => (at, ranked),
             _ => (now, self.adl_ranking(instrument, -side)),
         };
-        let bankrupt_id = self.accounts[account as usize].id();
+        let bankrupt_id = self.acct(account).id();
         let mut left = qty;
         for &(_, counterparty) in &ranked {
             if left == 0 {
@@ -789,10 +863,11 @@ impl RiskEngine {
                 Ok(_) => {}
                 Err(_) => continue,
             }
-            let b_mode = self.accounts[account as usize]
+            let b_mode = self
+                .acct(account)
                 .position_index(id)
-                .map(|k| self.accounts[account as usize].positions()[k].mode());
-            match self.accounts[account as usize].apply_fill(&self.table, close(cq.signum() * x)) {
+                .map(|k| self.acct(account).positions()[k].mode());
+            match self.apply_fill_to(account, close(cq.signum() * x)) {
                 Ok(outcome) if outcome.isolated_shortfall.is_positive() => {
                     self.fund.cover(outcome.isolated_shortfall);
                 }
@@ -827,7 +902,9 @@ impl RiskEngine {
         }
         if left < qty {
             self.reset_negative_wallet(account);
-            self.readmit.push(account);
+            if account != FUND {
+                self.readmit.push(account);
+            }
         }
         if left > 0 {
             self.counters.adl_shortfall += 1;

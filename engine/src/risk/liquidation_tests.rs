@@ -274,6 +274,107 @@ fn a_bankrupt_position_is_deleveraged_against_the_best_ranked_counterparty() {
 }
 
 #[test]
+fn a_funded_insurance_fund_takes_a_bankrupt_position_over_and_works_it_out() {
+    use super::takeover::FUND_ACCOUNT_ID;
+    // The same bankrupt long (BP 135.00) and a short counterparty, with a fund of 10,000.
+    let accounts = vec![
+        sol_long(7),
+        account(
+            11,
+            "2000",
+            &[(SOL, -40_000, 16_000, MarginMode::Cross, "0")],
+        ),
+    ];
+    let mut e = engine(accounts).with_fund(money("10000"));
+    // A gap to 130.00: the order at 135.00 cannot fill. The fund can carry the loss at the
+    // mark ((135 − 130) · 100 = 500): it takes the long over at 135.00; no trader is deleveraged.
+    let book = Book {
+        bid_px: 12_990,
+        bid_qty: 1_000_000,
+        ask_px: 13_010,
+        ask_qty: 1_000_000,
+    };
+    let outs = tick(&mut e, SOL, 13_000, book, 1, 1_000);
+    let adl: Vec<shm::Adl> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adl.len(), 1, "{outs:?}");
+    assert_eq!(
+        (
+            adl[0].account,
+            adl[0].side,
+            adl[0].qty,
+            adl[0].price_px,
+            adl[0].bankrupt_account
+        ),
+        (FUND_ACCOUNT_ID, Side::Buy, 100_000, 13_500, 7)
+    );
+    assert_eq!(e.counters().takeovers, 1);
+    assert_eq!(e.counters().adl, 0);
+    assert!(e.accounts()[0].positions().is_empty());
+    assert_eq!(e.accounts()[0].wallet(), Money::ZERO);
+    assert_eq!(e.accounts()[1].positions()[0].qty(), Qty(-40_000));
+    assert_eq!(e.fund_inventory()[0].qty(), Qty(100_000));
+    // Nothing paid at the hand-over.
+    assert_eq!(e.fund().balance(), money("10000"));
+    // The next tick, the fund sells at the touch, sliced to a quarter of the bid's size.
+    let outs = tick(&mut e, SOL, 13_000, book, 2, 2_000);
+    let liq = liquidations(&outs);
+    assert_eq!(liq.len(), 1, "{outs:?}");
+    assert_eq!(
+        (liq[0].account, liq[0].side, liq[0].qty, liq[0].limit_px),
+        (FUND_ACCOUNT_ID, Side::Sell, 100_000, 12_990)
+    );
+    // Filled at 129.90: the fund realises (129.90 − 135.00) · 100 = −510, with no fee.
+    fill(
+        &mut e,
+        liq[0].order_id,
+        FUND_ACCOUNT_ID,
+        -100_000,
+        12_990,
+        3,
+        3_000,
+    );
+    assert!(e.fund_inventory().is_empty());
+    assert_eq!(e.fund().balance(), money("9490"));
+    assert_eq!(e.fund().covered(), money("510"));
+    // Its job ends when next worked, with nothing left to send.
+    assert_eq!(e.open_jobs(), 1);
+    assert!(liquidations(&tick(&mut e, SOL, 13_000, book, 4, 4_000)).is_empty());
+    assert_eq!(e.open_jobs(), 0);
+}
+
+#[test]
+fn an_empty_fund_takes_nothing_over_and_the_position_goes_to_adl() {
+    let accounts = vec![
+        sol_long(7),
+        account(
+            11,
+            "2000",
+            &[(SOL, -100_000, 16_000, MarginMode::Cross, "0")],
+        ),
+    ];
+    // A fund of 100 cannot carry a loss of 500 at the mark.
+    let mut e = engine(accounts).with_fund(money("100"));
+    let outs = tick(&mut e, SOL, 13_000, Book::default(), 1, 1_000);
+    let adl: Vec<shm::Adl> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adl.len(), 1, "{outs:?}");
+    assert_eq!((adl[0].account, adl[0].qty), (11, 100_000));
+    assert_eq!(e.counters().takeovers, 0);
+    assert!(e.fund_inventory().is_empty());
+}
+
+#[test]
 fn an_unfilled_job_is_deleveraged_after_the_deadline() {
     let mut accounts = vec![sol_long(7)];
     accounts.push(account(

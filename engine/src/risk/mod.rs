@@ -35,6 +35,7 @@ pub mod fund;
 pub mod funding;
 mod jobs;
 pub mod liquidation;
+pub mod takeover;
 pub mod units;
 pub mod vol;
 
@@ -120,6 +121,8 @@ pub struct RiskCounters {
     pub adl: u64,
     /// ADL events that found too little opposite quantity.
     pub adl_shortfall: u64,
+    /// Bankrupt remainders the insurance fund took over (see [`takeover`]).
+    pub takeovers: u64,
     /// Funding payments booked.
     pub funding: u64,
     /// Instruments settled.
@@ -173,6 +176,11 @@ pub struct RiskEngine {
     scan: Scan,
     counters: RiskCounters,
     fund: InsuranceFund,
+    /// Positions the fund has taken over (id [`takeover::FUND_ACCOUNT_ID`]); its wallet is
+    /// swept into `fund` after every change, so it is zero between inputs.
+    fund_book: Account,
+    /// Per instrument: the job working the fund's inventory, if any.
+    fund_jobs: Vec<Option<u32>>,
     breaker: breaker::Breaker,
     /// Instruments as loaded (the unscaled tiers volatility scaling starts from).
     base_instruments: Vec<crate::margin::Instrument>,
@@ -254,6 +262,8 @@ impl RiskEngine {
             scan,
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
+            fund_book: Account::new(takeover::FUND_ACCOUNT_ID, Money::ZERO),
+            fund_jobs: vec![None; instruments],
             breaker: breaker::Breaker::default(),
             base_instruments,
             scales: vec![(0, Rate::ONE); instruments],

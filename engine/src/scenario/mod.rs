@@ -298,6 +298,16 @@ impl Scenario {
         let mut ids = std::collections::HashSet::new();
         for (a, ra) in raw.account.iter().enumerate() {
             let ra = ra.get_ref();
+            if *ra.id.get_ref() == crate::risk::takeover::FUND_ACCOUNT_ID {
+                return Err(ctx.err(
+                    ra.id.span(),
+                    &format!("account[{a}].id"),
+                    format!(
+                        "id {} is reserved for the insurance fund: use a smaller id",
+                        ra.id.get_ref()
+                    ),
+                ));
+            }
             if !ids.insert(*ra.id.get_ref()) {
                 return Err(ctx.err(
                     ra.id.span(),
