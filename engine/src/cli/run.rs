@@ -3,7 +3,8 @@
 //! Exit codes: 0 after a clean stop (SIGTERM or SIGINT: input stops, rings drain, the journal is
 //! synced, the latency report printed), 2 for a configuration or input error (the message names
 //! the file, line or key), 1 for a fatal runtime error (the message says what and where).
-//! SIGUSR1 prints the latency report now.
+//! SIGUSR1 prints the latency report now; SIGHUP reloads instrument tiers and thresholds
+//! ([`brink::ops`]), which also writes the status file `brink status` reads and the log lines.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub struct RunArgs {
 
 /// Runs `brink run`.
 pub fn run(args: RunArgs) -> ExitCode {
+    brink::ops::init_logging();
     let config = match RunConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -119,6 +121,23 @@ pub fn run(args: RunArgs) -> ExitCode {
         },
     };
     let counters = LiveCounters::default();
+    let ops = match brink::ops::start(&config, &engine, &counters, &stop) {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: cannot start the ops thread (SIGHUP, status file): {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        pid = std::process::id(),
+        "engine starting: {} units over {} instruments; feed {}, orders {}, journal {}, status {}",
+        engine.accounts().len(),
+        engine.instruments().len(),
+        config.feed.display(),
+        config.orders.display(),
+        config.journal.display(),
+        brink::ops::status_path(&config.journal).display()
+    );
     let result = live::run(
         &live_config,
         engine,
@@ -131,8 +150,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             print!("{}", report.to_text());
         },
     );
+    ops.finish();
     match result {
         Ok(summary) => {
+            tracing::info!(
+                "stopped cleanly: {} records in, {} decisions emitted",
+                summary.ingest.accepted,
+                summary.emit.emitted
+            );
             println!(
                 "stopped: {} records in, {} rejected, {} decisions emitted",
                 summary.ingest.accepted,

@@ -141,38 +141,39 @@ fn fixed_difference(
         .map(|(name, a, b)| (name, a.to_string(), b.to_string()))
 }
 
+/// Checks that `new` differs from `running` (instruments in id order, as loaded) only where a
+/// reload may change them: tiers and liquidation fees.
+pub fn check_instruments(running: &[Instrument], new: &[Instrument]) -> Result<(), ReloadError> {
+    if new.len() != running.len() {
+        return Err(ReloadError::InstrumentCount {
+            found: new.len(),
+            running: running.len(),
+        });
+    }
+    for (id, (running, new)) in running.iter().zip(new).enumerate() {
+        if running.symbol != new.symbol {
+            return Err(ReloadError::Renamed {
+                id: id as u32,
+                found: new.symbol.to_string(),
+                running: running.symbol.to_string(),
+            });
+        }
+        if let Some((field, running_value, found)) = fixed_difference(running, new) {
+            return Err(ReloadError::FixedField {
+                symbol: new.symbol.to_string(),
+                field,
+                running: running_value,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl RiskEngine {
     /// Checks that `params` can be applied live (see [`ReloadError`]) without applying them.
     pub fn check_reload(&self, params: &RiskParams) -> Result<(), ReloadError> {
-        if params.instruments.len() != self.base_instruments.len() {
-            return Err(ReloadError::InstrumentCount {
-                found: params.instruments.len(),
-                running: self.base_instruments.len(),
-            });
-        }
-        for (id, (running, new)) in self
-            .base_instruments
-            .iter()
-            .zip(&params.instruments)
-            .enumerate()
-        {
-            if running.symbol != new.symbol {
-                return Err(ReloadError::Renamed {
-                    id: id as u32,
-                    found: new.symbol.to_string(),
-                    running: running.symbol.to_string(),
-                });
-            }
-            if let Some((field, running_value, found)) = fixed_difference(running, new) {
-                return Err(ReloadError::FixedField {
-                    symbol: new.symbol.to_string(),
-                    field,
-                    running: running_value,
-                    found,
-                });
-            }
-        }
-        Ok(())
+        check_instruments(&self.base_instruments, &params.instruments)
     }
 
     /// Applies new tiers and thresholds after the input of sequence `seq` (see the module docs),
