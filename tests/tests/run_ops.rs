@@ -260,6 +260,10 @@ fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
         "decisions before the reload: {flat:?}"
     );
     assert!(stdout.contains("latency report (Requested)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("counters:\ninput    {published} accepted")),
+        "{stdout}"
+    );
     assert!(stdout.contains("stopped:"), "{stdout}");
     assert!(
         stderr.contains("orders.capacity changed: ignored until restart"),

@@ -16,7 +16,7 @@ use brink::margin::Money;
 use brink::risk::{RiskEngine, Scan};
 use brink::runtime::StopSignal;
 use brink::scenario::Scenario;
-use brink::telemetry::{ReportRequest, TelemetryConfig};
+use brink::telemetry::{ReportCause, ReportRequest, TelemetryConfig};
 use clap::Args;
 
 /// Options of `brink run`.
@@ -138,6 +138,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         config.journal.display(),
         brink::ops::status_path(&config.journal).display()
     );
+    let report_counters = counters.clone();
     let result = live::run(
         &live_config,
         engine,
@@ -145,9 +146,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         stop,
         &counters,
         report,
-        |cause, report| {
+        move |cause, report| {
             println!("latency report ({cause:?}):");
             print!("{}", report.to_text());
+            if cause == ReportCause::Requested {
+                println!("counters:");
+                print!("{}", brink::ops::counters_text(&report_counters));
+            }
         },
     );
     ops.finish();

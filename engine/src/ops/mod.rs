@@ -27,7 +27,7 @@ pub mod watch;
 
 pub use control::{RiskControl, RiskGauges};
 pub use status::{Liveness, RingStatus, StatusFile, status_path};
-pub use watch::{OpsConfig, OpsThread};
+pub use watch::{OpsConfig, OpsThread, counters_text};
 
 /// Sends `tracing` events to stderr, one line each, filtered by `BRINK_LOG` (default `info`).
 /// Does nothing when a subscriber is already set.

@@ -404,10 +404,56 @@ pub fn render_text(
             }
         }
     }
-    let (i, r, e) = (&status.ingest, &status.risk, &status.emit);
+    s.push('\n');
+    s.push_str(&render_counters(&status.ingest, &status.risk, &status.emit));
     let _ = writeln!(
         s,
-        "\ninput    {} accepted, last seq applied {}, {} ticks",
+        "reloads  {} applied, {} refused{}",
+        status.reloads.applied,
+        status.reloads.refused,
+        status
+            .reloads
+            .last
+            .as_ref()
+            .map(|l| format!("; last: {l}"))
+            .unwrap_or_default()
+    );
+    for (title, rows) in [
+        ("latency, last interval", &status.latency.interval),
+        ("latency, since start", &status.latency.cumulative),
+    ] {
+        let _ = writeln!(
+            s,
+            "\n{title:<24} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "count", "p50", "p99", "p99.9", "max"
+        );
+        if rows.is_empty() {
+            let _ = writeln!(s, "  (no samples)");
+        }
+        for h in rows {
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                h.hop,
+                h.count,
+                format_ns(h.p50_ns),
+                format_ns(h.p99_ns),
+                format_ns(h.p999_ns),
+                format_ns(h.max_ns)
+            );
+        }
+    }
+    s
+}
+
+/// The counter lines of `brink status` (also printed on SIGUSR1): input, rejections, feed
+/// events, decisions, alerts, the fund and emit.
+pub fn render_counters(i: &IngestStatus, r: &RiskStatus, e: &EmitStatus) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "input    {} accepted, last seq applied {}, {} ticks",
         i.accepted, r.last_input_seq, r.ticks
     );
     let reasons: Vec<String> = i
@@ -459,43 +505,6 @@ pub fn render_text(
             .map(|j| format!(", JOURNAL FAILED: {j}"))
             .unwrap_or_default()
     );
-    let _ = writeln!(
-        s,
-        "reloads  {} applied, {} refused{}",
-        status.reloads.applied,
-        status.reloads.refused,
-        status
-            .reloads
-            .last
-            .as_ref()
-            .map(|l| format!("; last: {l}"))
-            .unwrap_or_default()
-    );
-    for (title, rows) in [
-        ("latency, last interval", &status.latency.interval),
-        ("latency, since start", &status.latency.cumulative),
-    ] {
-        let _ = writeln!(
-            s,
-            "\n{title:<24} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "count", "p50", "p99", "p99.9", "max"
-        );
-        if rows.is_empty() {
-            let _ = writeln!(s, "  (no samples)");
-        }
-        for h in rows {
-            let _ = writeln!(
-                s,
-                "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                h.hop,
-                h.count,
-                format_ns(h.p50_ns),
-                format_ns(h.p99_ns),
-                format_ns(h.p999_ns),
-                format_ns(h.max_ns)
-            );
-        }
-    }
     s
 }
 

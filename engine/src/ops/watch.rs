@@ -349,42 +349,9 @@ impl Ops {
             started_wall_ns: self.started_wall_ns,
             written_wall_ns: crate::clock::wall_ns(),
             interval_ms: running.telemetry_interval.as_millis() as u64,
-            ingest: IngestStatus {
-                accepted: i.accepted,
-                rejected: i.rejected.total(),
-                rejected_by_reason: Reject::ALL
-                    .iter()
-                    .map(|r| (r.name().to_string(), i.rejected.get(*r)))
-                    .collect(),
-                gaps: i.gaps,
-                gap_records: i.gap_records,
-                stale: i.stale,
-                restarts: i.restarts,
-                confirmed_moves: i.confirmed_moves,
-                alerts: i.alerts,
-            },
-            risk: RiskStatus {
-                inputs: g.inputs,
-                last_input_seq: g.last_seq,
-                ticks: r.ticks,
-                margin_calls: r.margin_calls,
-                liquidations: r.liquidations,
-                orders: r.orders,
-                adl: r.adl,
-                fills: r.fills + r.liquidation_fills,
-                settlements: r.settlements,
-                open_jobs: g.open_jobs,
-                insurance_fund: money_text(g.fund_money),
-                breaker_trips: g.breaker_trips,
-                breaker_tripped: g.breaker_tripped,
-            },
-            emit: EmitStatus {
-                emitted: e.emitted,
-                alerts: e.by_kind[4],
-                refused: e.refused,
-                journal_error: e.journal_error.clone(),
-                ring_wait_ns: e.ring_wait_ns,
-            },
+            ingest: ingest_status(i),
+            risk: risk_status(r, g),
+            emit: emit_status(e),
             reloads: self.reloads.clone(),
             latency,
         };
@@ -397,6 +364,61 @@ impl Ops {
             Err(_) => {}
         }
     }
+}
+
+fn ingest_status(i: &IngestCounters) -> IngestStatus {
+    IngestStatus {
+        accepted: i.accepted,
+        rejected: i.rejected.total(),
+        rejected_by_reason: Reject::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), i.rejected.get(*r)))
+            .collect(),
+        gaps: i.gaps,
+        gap_records: i.gap_records,
+        stale: i.stale,
+        restarts: i.restarts,
+        confirmed_moves: i.confirmed_moves,
+        alerts: i.alerts,
+    }
+}
+
+fn risk_status(r: &RiskCounters, g: &RiskGauges) -> RiskStatus {
+    RiskStatus {
+        inputs: g.inputs,
+        last_input_seq: g.last_seq,
+        ticks: r.ticks,
+        margin_calls: r.margin_calls,
+        liquidations: r.liquidations,
+        orders: r.orders,
+        adl: r.adl,
+        fills: r.fills + r.liquidation_fills,
+        settlements: r.settlements,
+        open_jobs: g.open_jobs,
+        insurance_fund: money_text(g.fund_money),
+        breaker_trips: g.breaker_trips,
+        breaker_tripped: g.breaker_tripped,
+    }
+}
+
+fn emit_status(e: &EmitCounters) -> EmitStatus {
+    EmitStatus {
+        emitted: e.emitted,
+        alerts: e.by_kind[4],
+        refused: e.refused,
+        journal_error: e.journal_error.clone(),
+        ring_wait_ns: e.ring_wait_ns,
+    }
+}
+
+/// The stages' counters as last published, as the counter lines of `brink status` (what
+/// `brink run` prints on SIGUSR1 after the latency table).
+pub fn counters_text(counters: &LiveCounters) -> String {
+    let i = counters.ingest.lock().map(|c| *c).unwrap_or_default();
+    let r = counters.risk.lock().map(|c| *c).unwrap_or_default();
+    let e = counters.emit.lock().map(|c| c.clone()).unwrap_or_default();
+    let g = counters.control.gauges();
+    super::status::render_counters(&ingest_status(&i), &risk_status(&r, &g), &emit_status(&e))
 }
 
 /// Money in 10^-8 units as decimal text.
