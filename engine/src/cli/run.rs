@@ -155,14 +155,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         },
     );
-    ops.finish();
+    ops.finish(matches!(&result, Ok(s) if s.emit.journal_error.is_none()));
     match result {
         Ok(summary) => {
-            tracing::info!(
-                "stopped cleanly: {} records in, {} decisions emitted",
-                summary.ingest.accepted,
-                summary.emit.emitted
-            );
             println!(
                 "stopped: {} records in, {} rejected, {} decisions emitted",
                 summary.ingest.accepted,
@@ -170,19 +165,24 @@ pub fn run(args: RunArgs) -> ExitCode {
                 summary.emit.emitted
             );
             if let Some(e) = &summary.emit.journal_error {
-                eprintln!("error: the journal failed and emitting stopped: {e}");
+                tracing::error!("the journal failed and emitting stopped: {e}");
                 return ExitCode::from(1);
             }
+            tracing::info!(
+                "stopped cleanly: {} records in, {} decisions emitted",
+                summary.ingest.accepted,
+                summary.emit.emitted
+            );
             println!("latency (whole run):");
             print!("{}", summary.latency.to_text());
             ExitCode::SUCCESS
         }
         Err(e @ (LiveError::Feed { .. } | LiveError::Orders { .. } | LiveError::Journal(_))) => {
-            eprintln!("error: {e}");
+            tracing::error!("cannot run: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("stopped on a fatal error: {e}");
             ExitCode::from(1)
         }
     }

@@ -181,7 +181,7 @@ pub struct ReloadStatus {
 pub struct StatusFile {
     /// [`STATUS_VERSION`].
     pub version: u32,
-    /// `running`, `stopping` or `stopped`.
+    /// `running`, `stopping`, `stopped` (clean shutdown) or `failed` (stopped on an error).
     pub state: String,
     /// The engine's pid.
     pub pid: u32,
@@ -311,14 +311,14 @@ pub enum Liveness {
     Running,
     /// Written long ago, or its writer is gone without saying it stopped.
     Stale,
-    /// The engine wrote its last status at shutdown.
+    /// The engine wrote its last status at shutdown (clean or on an error: see the state).
     Stopped,
 }
 
-/// Judges a status file: stopped when it says so; stale when older than three intervals (at
+/// Judges a status file: stopped when it says so (`stopped` or `failed`); stale when older than three intervals (at
 /// least 2 s) or when its pid is gone; running otherwise.
 pub fn liveness(status: &StatusFile, now_wall_ns: u64) -> Liveness {
-    if status.state == "stopped" {
+    if status.state == "stopped" || status.state == "failed" {
         return Liveness::Stopped;
     }
     let age_ms = now_wall_ns.saturating_sub(status.written_wall_ns) / 1_000_000;
@@ -369,6 +369,9 @@ pub fn render_text(
                 "gone"
             }
         ),
+        Liveness::Stopped if status.state == "failed" => {
+            format!("STOPPED on a fatal error (pid {}; see its log)", status.pid)
+        }
         Liveness::Stopped => format!("stopped (pid {} exited cleanly)", status.pid),
     };
     let _ = writeln!(s, "engine   {state}");
@@ -551,6 +554,14 @@ mod tests {
             ..back.clone()
         };
         assert_eq!(liveness(&stopped, now + 60_000_000_000), Liveness::Stopped);
+        let failed = StatusFile {
+            state: "failed".into(),
+            ..back.clone()
+        };
+        assert_eq!(liveness(&failed, now), Liveness::Stopped);
+        let missing = Err("gone".to_string());
+        let text = render_text(&failed, Liveness::Stopped, now, &missing, &missing);
+        assert!(text.contains("STOPPED on a fatal error"), "{text}");
         let missing = Err("no such file".to_string());
         let text = render_text(&back, Liveness::Running, now, &missing, &missing);
         assert!(text.contains("running (pid"), "{text}");

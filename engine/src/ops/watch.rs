@@ -13,7 +13,7 @@
 //!
 //! and every telemetry interval it logs the decisions of the interval (calls, liquidations,
 //! ADL) when there were any and rewrites the status file ([`super::status`]). At shutdown it
-//! writes the status a last time, as `stopped`.
+//! writes the status a last time, as `stopped` (or `failed` after a fatal error).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct OpsConfig {
 #[derive(Debug)]
 pub struct OpsThread {
     done: Arc<AtomicBool>,
+    /// Whether the engine stopped cleanly; written before `done` (Release) and read after it.
+    clean: Arc<AtomicBool>,
     handle: JoinHandle<()>,
 }
 
@@ -69,18 +71,25 @@ impl OpsThread {
         hup: Arc<AtomicBool>,
     ) -> std::io::Result<OpsThread> {
         let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
+        let clean = Arc::new(AtomicBool::new(true));
+        let (flag, clean_flag) = (Arc::clone(&done), Arc::clone(&clean));
         let handle = std::thread::Builder::new()
             .name("brink-ops".into())
             .spawn(move || {
                 let mut ops = Ops::new(config, counters);
-                ops.run(&stop, &hup, &flag);
+                ops.run(&stop, &hup, &flag, &clean_flag);
             })?;
-        Ok(OpsThread { done, handle })
+        Ok(OpsThread {
+            done,
+            clean,
+            handle,
+        })
     }
 
-    /// After the engine stopped: a last look at the counters and the final status file.
-    pub fn finish(self) {
+    /// After the engine stopped: a last look at the counters and the final status file, with
+    /// state `stopped` (`clean`) or `failed`.
+    pub fn finish(self, clean: bool) {
+        self.clean.store(clean, Ordering::Relaxed);
         // Release: pairs with the Acquire load in `Ops::run`; the stages' final counters were
         // published (under their locks) before the engine returned.
         self.done.store(true, Ordering::Release);
@@ -124,7 +133,7 @@ impl Ops {
         }
     }
 
-    fn run(&mut self, stop: &StopSignal, hup: &AtomicBool, done: &AtomicBool) {
+    fn run(&mut self, stop: &StopSignal, hup: &AtomicBool, done: &AtomicBool, clean: &AtomicBool) {
         let interval = self.config.running.telemetry_interval.max(POLL);
         let mut next_status = std::time::Instant::now();
         loop {
@@ -144,7 +153,13 @@ impl Ops {
             }
             if finishing {
                 self.log_interval();
-                self.write_status("stopped");
+                // Relaxed: ordered before `done` by its Release store, read after the Acquire.
+                let state = if clean.load(Ordering::Relaxed) {
+                    "stopped"
+                } else {
+                    "failed"
+                };
+                self.write_status(state);
                 return;
             }
             if std::time::Instant::now() >= next_status {
