@@ -9,7 +9,8 @@
 //!   re-evaluated, calls and liquidations raised);
 //! - compares the stages' published counters with the last ones it saw and logs one line per
 //!   kind of operator event: sequence gaps, a stale, resumed or restarted producer, held and
-//!   confirmed prices, other rejections, circuit-breaker trips and re-arms, a journal failure;
+//!   confirmed prices, other rejections, circuit-breaker trips and re-arms, ADL shortfalls,
+//!   failed evaluations, a journal failure;
 //!
 //! and every telemetry interval it logs the decisions of the interval (calls, liquidations,
 //! ADL) when there were any and rewrites the status file ([`super::status`]). At shutdown it
@@ -311,6 +312,19 @@ impl Ops {
             tracing::info!(
                 "insurance fund circuit breaker re-armed (fund {})",
                 money_text(gauges.fund_money)
+            );
+        }
+        if risk.adl_shortfall > self.risk.adl_shortfall {
+            tracing::warn!(
+                "auto-deleveraging found too little opposite quantity {} time(s): the fund covers the rest (fund {})",
+                risk.adl_shortfall - self.risk.adl_shortfall,
+                money_text(gauges.fund_money)
+            );
+        }
+        if risk.unevaluable > self.risk.unevaluable {
+            tracing::warn!(
+                "{} margin evaluation(s) failed (an unpriced instrument or overflow): those accounts wait for the next mark",
+                risk.unevaluable - self.risk.unevaluable
             );
         }
         if let Some(e) = &emit.journal_error
