@@ -25,6 +25,7 @@
 //! - [`feed`]: market-data sources (Tardis CSV, Binance klines, synthetic) turned into feed records.
 //! - [`ingest`]: the ingest stage: header validation, sequence checks, record validation.
 //! - [`num`]: fixed-point money, price and quantity types with directed rounding.
+//! - [`ops`]: SIGHUP reloads, the status file of `brink status`, operator log lines.
 //! - [`live`]: the live engine: stages wired to the rings and the journal, with telemetry.
 //! - [`margin`]: instruments, tiers, accounts, positions; equity, maintenance, liquidation prices.
 //! - [`risk`]: the risk stage: margin units, their state machine, safe bands, decisions.
@@ -49,6 +50,7 @@ pub mod live;
 pub mod margin;
 pub mod matcher;
 pub mod num;
+pub mod ops;
 pub mod ring;
 pub mod risk;
 pub mod runtime;

@@ -81,6 +81,10 @@ pub struct LiveCounters {
     pub risk: Arc<Mutex<RiskCounters>>,
     /// Emit's counters.
     pub emit: Arc<Mutex<EmitCounters>>,
+    /// The risk stage's reload mailbox and gauges (see [`crate::ops`]).
+    pub control: Arc<crate::ops::RiskControl>,
+    /// The telemetry thread's latest interval and cumulative reports.
+    pub latency: crate::telemetry::LatestReports,
 }
 
 /// What a finished run leaves.
@@ -124,6 +128,7 @@ pub fn run(
     let ingest_rec = collector.recorder("ingest", HopSet::of(&[Hop::Feed]))?;
     let risk_rec = collector.recorder("risk", HopSet::of(&[Hop::IngestRisk, Hop::Risk]))?;
     let emit_rec = collector.recorder("emit", HopSet::of(&[Hop::RiskEmit, Hop::Emit, Hop::E2e]))?;
+    collector.share_latest(counters.latency.clone());
     let telemetry_stop = Arc::new(AtomicBool::new(false));
     let telemetry = collector.spawn(
         config.telemetry.clone(),
@@ -144,7 +149,8 @@ pub fn run(
         Some(risk_rec),
         finished_engine.clone(),
         counters.risk.clone(),
-    );
+    )
+    .with_control(counters.control.clone());
     let sink = EmitSink::new(journal, producer, Some(emit_rec), counters.emit.clone());
     let handle = Pipeline::new(source, stage, sink)
         .names(["ingest", "risk", "emit"])

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod risk;
 mod run;
+mod status;
 
 /// Brink: a low-latency liquidation engine.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ enum Command {
     Topology,
     /// Run the engine as a long-lived process on a configuration file.
     Run(run::RunArgs),
+    /// Show what a running `brink run` is doing (sequences, lag, counters, fund, latency).
+    Status(status::StatusArgs),
     /// Evaluate every account of a scenario: equity, margins, status, liquidation prices.
     Risk(risk::RiskArgs),
 }
@@ -41,6 +44,7 @@ impl Cli {
             Command::Risk(args) => risk::run(args),
             Command::Demo(args) => demo::run(args),
             Command::Run(args) => run::run(args),
+            Command::Status(args) => status::run(args),
         }
     }
 }

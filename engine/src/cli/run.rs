@@ -3,7 +3,8 @@
 //! Exit codes: 0 after a clean stop (SIGTERM or SIGINT: input stops, rings drain, the journal is
 //! synced, the latency report printed), 2 for a configuration or input error (the message names
 //! the file, line or key), 1 for a fatal runtime error (the message says what and where).
-//! SIGUSR1 prints the latency report now.
+//! SIGUSR1 prints the latency report now; SIGHUP reloads instrument tiers and thresholds
+//! ([`brink::ops`]), which also writes the status file `brink status` reads and the log lines.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use brink::margin::Money;
 use brink::risk::{RiskEngine, Scan};
 use brink::runtime::StopSignal;
 use brink::scenario::Scenario;
-use brink::telemetry::{ReportRequest, TelemetryConfig};
+use brink::telemetry::{ReportCause, ReportRequest, TelemetryConfig};
 use clap::Args;
 
 /// Options of `brink run`.
@@ -31,6 +32,7 @@ pub struct RunArgs {
 
 /// Runs `brink run`.
 pub fn run(args: RunArgs) -> ExitCode {
+    brink::ops::init_logging();
     let config = match RunConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -119,6 +121,24 @@ pub fn run(args: RunArgs) -> ExitCode {
         },
     };
     let counters = LiveCounters::default();
+    let ops = match brink::ops::start(&config, &engine, &counters, &stop) {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: cannot start the ops thread (SIGHUP, status file): {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        pid = std::process::id(),
+        "engine starting: {} units over {} instruments; feed {}, orders {}, journal {}, status {}",
+        engine.accounts().len(),
+        engine.instruments().len(),
+        config.feed.display(),
+        config.orders.display(),
+        config.journal.display(),
+        brink::ops::status_path(&config.journal).display()
+    );
+    let report_counters = counters.clone();
     let result = live::run(
         &live_config,
         engine,
@@ -126,11 +146,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         stop,
         &counters,
         report,
-        |cause, report| {
+        move |cause, report| {
             println!("latency report ({cause:?}):");
             print!("{}", report.to_text());
+            if cause == ReportCause::Requested {
+                println!("counters:");
+                print!("{}", brink::ops::counters_text(&report_counters));
+            }
         },
     );
+    ops.finish(matches!(&result, Ok(s) if s.emit.journal_error.is_none()));
     match result {
         Ok(summary) => {
             println!(
@@ -140,19 +165,24 @@ pub fn run(args: RunArgs) -> ExitCode {
                 summary.emit.emitted
             );
             if let Some(e) = &summary.emit.journal_error {
-                eprintln!("error: the journal failed and emitting stopped: {e}");
+                tracing::error!("the journal failed and emitting stopped: {e}");
                 return ExitCode::from(1);
             }
+            tracing::info!(
+                "stopped cleanly: {} records in, {} decisions emitted",
+                summary.ingest.accepted,
+                summary.emit.emitted
+            );
             println!("latency (whole run):");
             print!("{}", summary.latency.to_text());
             ExitCode::SUCCESS
         }
         Err(e @ (LiveError::Feed { .. } | LiveError::Orders { .. } | LiveError::Journal(_))) => {
-            eprintln!("error: {e}");
+            tracing::error!("cannot run: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("stopped on a fatal error: {e}");
             ExitCode::from(1)
         }
     }

@@ -35,6 +35,7 @@ pub mod fund;
 pub mod funding;
 mod jobs;
 pub mod liquidation;
+pub mod reload;
 pub mod takeover;
 pub mod units;
 pub mod vol;

@@ -163,6 +163,9 @@ pub mod alert_code {
     pub const INSURANCE_FUND_SHORT: u32 = 100;
     /// A liquidation order got no fill within its deadline: arg0 = order id.
     pub const LIQUIDATION_UNFILLED: u32 = 101;
+    /// New instrument tiers or thresholds were applied (SIGHUP) after the input of seq arg0;
+    /// arg1 = instruments whose tiers changed, plus 2^32 when the thresholds changed.
+    pub const CONFIG_RELOADED: u32 = 102;
 
     /// Name of a known code.
     pub const fn name(code: u32) -> &'static str {
@@ -176,6 +179,7 @@ pub mod alert_code {
             PRICE_CONFIRMED => "price_confirmed",
             INSURANCE_FUND_SHORT => "insurance_fund_short",
             LIQUIDATION_UNFILLED => "liquidation_unfilled",
+            CONFIG_RELOADED => "config_reloaded",
             _ => "unknown",
         }
     }

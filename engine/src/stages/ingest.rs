@@ -16,6 +16,8 @@ pub struct IngestSource {
     scratch: Vec<crate::ingest::FeedEvent>,
     counters: std::sync::Arc<std::sync::Mutex<IngestCounters>>,
     polls: u64,
+    /// Records read since counters were last published (published at the next idle poll).
+    unpublished: bool,
 }
 
 impl IngestSource {
@@ -34,6 +36,7 @@ impl IngestSource {
             scratch: Vec::with_capacity(crate::runtime::BATCH),
             counters,
             polls: 0,
+            unpublished: false,
         }
     }
 
@@ -72,6 +75,12 @@ impl Source for IngestSource {
         self.scratch = batch;
         if let Some(r) = self.recorder.as_mut() {
             r.poll();
+        }
+        if matches!(status, PollStatus::Data(_)) {
+            self.unpublished = true;
+        } else if std::mem::take(&mut self.unpublished) {
+            // Idle: the operator view catches up now rather than after 1024 polls.
+            self.publish_counters();
         }
         match status {
             PollStatus::Data(_) => Poll::Progress,

@@ -15,6 +15,12 @@ pub struct RiskStage {
     report: std::sync::Arc<std::sync::Mutex<Option<RiskEngine>>>,
     counters: std::sync::Arc<std::sync::Mutex<RiskCounters>>,
     processed: u64,
+    /// Reload mailbox and gauges ([`crate::ops::control`]), if an ops thread listens.
+    control: Option<std::sync::Arc<crate::ops::RiskControl>>,
+    /// Seq of the last input applied.
+    last_seq: u64,
+    /// `processed` when counters were last published.
+    published: u64,
 }
 
 impl RiskStage {
@@ -33,6 +39,47 @@ impl RiskStage {
             report,
             counters,
             processed: 0,
+            control: None,
+            last_seq: 0,
+            published: 0,
+        }
+    }
+
+    /// Lets an ops thread reload tiers and thresholds and read the gauges (see
+    /// [`crate::ops::control`]): a waiting reload is applied every
+    /// [`CHECK_EVERY`](crate::ops::control::CHECK_EVERY) inputs and when idle.
+    pub fn with_control(mut self, control: std::sync::Arc<crate::ops::RiskControl>) -> RiskStage {
+        self.control = Some(control);
+        self
+    }
+
+    /// Applies a waiting reload between two inputs; its outputs go to emit like any decision.
+    fn apply_reload<E: Emit<Outbound>>(&mut self, out: &mut E) {
+        let Some(control) = self.control.as_ref() else {
+            return;
+        };
+        if !control.is_pending() {
+            return;
+        }
+        let handoff_ns = crate::clock::now_ns();
+        control.apply_pending(&mut self.engine, self.last_seq, &mut |output| {
+            out.emit(Outbound {
+                output,
+                publish_ns: 0,
+                handoff_ns,
+            })
+        });
+        self.publish();
+    }
+
+    /// Publishes counters and gauges (never waits for a reader).
+    fn publish(&mut self) {
+        self.published = self.processed;
+        if let Ok(mut c) = self.counters.try_lock() {
+            *c = self.engine.counters();
+        }
+        if let Some(control) = self.control.as_ref() {
+            control.publish(&self.engine, self.last_seq, self.processed);
         }
     }
 }
@@ -69,22 +116,37 @@ impl Stage for RiskStage {
         }
         self.scratch = outputs;
         self.processed += 1;
-        if self.processed.is_multiple_of(1024)
-            && let Ok(mut c) = self.counters.try_lock()
+        if matches!(item.event.body, crate::ingest::FeedBody::Input(_)) {
+            self.last_seq = item.event.seq;
+        }
+        if self.processed.is_multiple_of(1024) {
+            self.publish();
+        }
+        if self
+            .processed
+            .is_multiple_of(crate::ops::control::CHECK_EVERY)
         {
-            *c = self.engine.counters();
+            self.apply_reload(out);
         }
     }
 
-    fn idle<E: Emit<Outbound>>(&mut self, _out: &mut E) {
+    fn idle<E: Emit<Outbound>>(&mut self, out: &mut E) {
         if let Some(r) = self.recorder.as_mut() {
             r.poll();
         }
+        self.apply_reload(out);
+        if self.published != self.processed {
+            self.publish();
+        }
     }
 
-    fn finish<E: Emit<Outbound>>(&mut self, _out: &mut E) {
+    fn finish<E: Emit<Outbound>>(&mut self, out: &mut E) {
+        self.apply_reload(out);
         if let Ok(mut c) = self.counters.lock() {
             *c = self.engine.counters();
+        }
+        if let Some(control) = self.control.as_ref() {
+            control.publish_final(&self.engine, self.last_seq, self.processed);
         }
         if let Some(r) = self.recorder.as_mut() {
             r.flush();

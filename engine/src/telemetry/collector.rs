@@ -13,8 +13,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -64,6 +64,10 @@ pub enum ReportCause {
     /// The run ended.
     Shutdown,
 }
+
+/// Where the telemetry thread leaves, at every interval close, the report of the interval just
+/// closed and the cumulative report (for an operator view such as `brink status`).
+pub type LatestReports = Arc<Mutex<Option<(Report, Report)>>>;
 
 /// The collector's end of one recorder link.
 #[derive(Debug)]
@@ -150,6 +154,8 @@ pub struct Collector {
     run_start_ns: u64,
     /// Clock at the start of the open interval.
     interval_start_ns: u64,
+    /// Where the latest reports are left, if anyone reads them.
+    latest: Option<LatestReports>,
 }
 
 impl Collector {
@@ -165,6 +171,7 @@ impl Collector {
             unowned: 0,
             run_start_ns: now,
             interval_start_ns: now,
+            latest: None,
         })
     }
 
@@ -192,6 +199,11 @@ impl Collector {
         });
         self.hops = self.hops.union(hops);
         Ok(recorder)
+    }
+
+    /// Leaves the interval and cumulative reports in `slot` at every interval close.
+    pub fn share_latest(&mut self, slot: LatestReports) {
+        self.latest = Some(slot);
     }
 
     /// The hops of every recorder handed out: the rows a report can have.
@@ -411,14 +423,20 @@ impl Collector {
         now_ns: u64,
         log: Option<&mut IntervalLog<W>>,
     ) -> Result<Report, TelemetryError> {
-        match log {
+        let report = match log {
             Some(log) => {
                 let report = self.close_interval_logged(now_ns, log)?;
                 log.flush()?;
-                Ok(report)
+                report
             }
-            None => self.close_interval(now_ns),
+            None => self.close_interval(now_ns)?,
+        };
+        if let Some(slot) = &self.latest
+            && let Ok(mut latest) = slot.lock()
+        {
+            *latest = Some((report.clone(), self.cumulative()));
         }
+        Ok(report)
     }
 
     /// Runs [`Collector::run`] on a new unpinned thread named `brink-telemetry`.

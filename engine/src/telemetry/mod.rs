@@ -35,7 +35,7 @@ pub mod plot;
 pub mod recorder;
 pub mod report;
 
-pub use collector::{Collector, ReportCause, TelemetryConfig};
+pub use collector::{Collector, LatestReports, ReportCause, TelemetryConfig};
 pub use error::TelemetryError;
 pub use hop::{Hop, HopSet};
 pub use log::{

@@ -1,0 +1,217 @@
+//! The risk stage's operator link: a one-slot reload mailbox and the gauges `brink status`
+//! shows (insurance fund, circuit breaker, open jobs, last input).
+//!
+//! The ops thread [`post`](RiskControl::post)s validated parameters; the risk stage looks at the
+//! `pending` flag every [`CHECK_EVERY`] inputs and when idle, and only when it is set takes the
+//! slot's lock, applies the parameters at that input boundary
+//! ([`RiskEngine::reload`]) and leaves the result for the ops thread. The per-input cost is one
+//! Acquire load every [`CHECK_EVERY`] inputs; no lock is taken unless a reload is
+//! waiting. Gauges are published with `try_lock` where the stage already publishes its
+//! counters (never waiting on the ops thread).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::risk::RiskEngine;
+use crate::risk::reload::{ReloadError, ReloadOutcome, RiskParams};
+use crate::shm::{MONEY_DECIMALS, Output};
+
+/// The risk stage looks for a waiting reload every this many inputs (and whenever idle).
+pub const CHECK_EVERY: u64 = 64;
+
+/// A reload waiting for the risk stage.
+#[derive(Debug, Clone)]
+pub struct ReloadRequest {
+    /// Numbered by the ops thread from 1.
+    pub generation: u64,
+    /// The new parameters (already validated against the running instruments).
+    pub params: RiskParams,
+}
+
+/// What the risk stage did with a [`ReloadRequest`].
+#[derive(Debug, Clone)]
+pub struct ReloadApplied {
+    /// The request's generation.
+    pub generation: u64,
+    /// Seq of the last input applied before the reload.
+    pub after_seq: u64,
+    /// The outcome, or why the engine refused it.
+    pub result: Result<ReloadOutcome, ReloadError>,
+}
+
+/// Risk-stage state shown by `brink status`, published off the hot path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RiskGauges {
+    /// Insurance fund balance, 10^-8 units (`i64::MIN` when it does not fit).
+    pub fund_money: i64,
+    /// Times the fund's circuit breaker tripped.
+    pub breaker_trips: u64,
+    /// Whether it is tripped now.
+    pub breaker_tripped: bool,
+    /// Liquidation jobs open.
+    pub open_jobs: u64,
+    /// Seq of the last input applied (0 before the first).
+    pub last_seq: u64,
+    /// Inputs applied.
+    pub inputs: u64,
+}
+
+/// Shared between the ops thread and the risk stage; see the module docs.
+#[derive(Debug, Default)]
+pub struct RiskControl {
+    /// Set after a request is put in `slot`; cleared by the stage before it takes the slot.
+    pending: AtomicBool,
+    /// At most one request: a newer one replaces an older one not yet taken.
+    slot: Mutex<Option<ReloadRequest>>,
+    /// Results not yet collected by the ops thread, oldest first.
+    applied: Mutex<Vec<ReloadApplied>>,
+    gauges: Mutex<RiskGauges>,
+}
+
+impl RiskControl {
+    /// Hands a request to the risk stage (replacing one it has not taken yet).
+    pub fn post(&self, request: ReloadRequest) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(request);
+        }
+        // Release: pairs with the Acquire swap in `apply_pending`; the request itself travels
+        // under the slot's lock.
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Whether a request waits (one atomic load).
+    #[inline]
+    pub fn is_pending(&self) -> bool {
+        // Acquire: pairs with the Release store in `post`.
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// The risk stage's side: when a request waits, applies it to `engine` after input
+    /// `after_seq`, passing its outputs to `out`, and records the result. Returns whether a
+    /// request was applied.
+    pub fn apply_pending(
+        &self,
+        engine: &mut RiskEngine,
+        after_seq: u64,
+        out: &mut impl FnMut(Output),
+    ) -> bool {
+        // Acquire: pairs with the Release store in `post`. Cleared before the slot is taken, so
+        // a request posted meanwhile sets it again and is seen next time.
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return false;
+        }
+        let Some(request) = self.slot.lock().ok().and_then(|mut s| s.take()) else {
+            return false;
+        };
+        let result = engine.reload(&request.params, after_seq, out);
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.push(ReloadApplied {
+                generation: request.generation,
+                after_seq,
+                result,
+            });
+        }
+        true
+    }
+
+    /// The ops thread's side: results of the reloads applied since the last call.
+    pub fn take_applied(&self) -> Vec<ReloadApplied> {
+        self.applied
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
+    }
+
+    /// Publishes the engine's gauges unless the ops thread holds the lock right now.
+    pub fn publish(&self, engine: &RiskEngine, last_seq: u64, inputs: u64) {
+        if let Ok(mut g) = self.gauges.try_lock() {
+            *g = Self::gauges_of(engine, last_seq, inputs);
+        }
+    }
+
+    /// Publishes the engine's gauges, waiting for the lock (at shutdown).
+    pub fn publish_final(&self, engine: &RiskEngine, last_seq: u64, inputs: u64) {
+        if let Ok(mut g) = self.gauges.lock() {
+            *g = Self::gauges_of(engine, last_seq, inputs);
+        }
+    }
+
+    fn gauges_of(engine: &RiskEngine, last_seq: u64, inputs: u64) -> RiskGauges {
+        RiskGauges {
+            fund_money: engine
+                .fund()
+                .balance()
+                .to_scaled_floor(MONEY_DECIMALS)
+                .and_then(|v| i64::try_from(v).ok())
+                .unwrap_or(i64::MIN),
+            breaker_trips: engine.breaker().trips(),
+            breaker_tripped: engine.breaker().tripped(),
+            open_jobs: engine.open_jobs() as u64,
+            last_seq,
+            inputs,
+        }
+    }
+
+    /// The gauges as last published.
+    pub fn gauges(&self) -> RiskGauges {
+        self.gauges.lock().map(|g| *g).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::margin::{InstrumentTable, MarkPrices, Money};
+    use crate::risk::{RiskConfig, Scan};
+
+    fn empty_engine() -> RiskEngine {
+        RiskEngine::new(
+            InstrumentTable::new(),
+            MarkPrices::new(0),
+            Vec::new(),
+            RiskConfig::default(),
+            Scan::Index,
+        )
+        .with_fund(Money::from_int(12))
+    }
+
+    #[test]
+    fn a_posted_reload_is_applied_once_and_reported() {
+        let control = RiskControl::default();
+        let mut engine = empty_engine();
+        let mut outs = Vec::new();
+        assert!(!control.apply_pending(&mut engine, 5, &mut |o| outs.push(o)));
+        let config = RiskConfig {
+            rearm_level: crate::margin::Rate(600_000_000),
+            ..RiskConfig::default()
+        };
+        for generation in [1, 2] {
+            control.post(ReloadRequest {
+                generation,
+                params: RiskParams {
+                    instruments: Vec::new(),
+                    config,
+                },
+            });
+        }
+        assert!(control.is_pending());
+        assert!(control.apply_pending(&mut engine, 5, &mut |o| outs.push(o)));
+        assert!(!control.apply_pending(&mut engine, 6, &mut |o| outs.push(o)));
+        let applied = control.take_applied();
+        // The newer request replaced the older one.
+        assert_eq!(applied.len(), 1);
+        assert_eq!((applied[0].generation, applied[0].after_seq), (2, 5));
+        assert!(
+            applied[0]
+                .result
+                .as_ref()
+                .is_ok_and(|o| o.thresholds_changed)
+        );
+        assert_eq!(engine.config().rearm_level.0, 600_000_000);
+        assert_eq!(outs.len(), 1, "the reload alert: {outs:?}");
+        assert!(control.take_applied().is_empty());
+        control.publish(&engine, 5, 9);
+        let g = control.gauges();
+        assert_eq!((g.fund_money, g.last_seq, g.inputs), (1_200_000_000, 5, 9));
+    }
+}

@@ -1,0 +1,72 @@
+//! The operator's side of `brink run`: SIGHUP reloads, the status file `brink status` reads,
+//! and the log lines an operator must see.
+//!
+//! ```text
+//!  signal handlers ──flags──▶ ops thread (unpinned, every 20 ms)
+//!                              │  SIGHUP: read + validate the config ─post─▶ RiskControl ─▶ risk stage
+//!                              │                                            (applies between inputs,
+//!                              │◀──────────────── outcome ───────────────── alert on the order ring)
+//!                              │  counters of the stages ──▶ one log line per operator event
+//!                              └─ every telemetry interval ──▶ <journal>.status (JSON, atomic rename)
+//! ```
+//!
+//! - [`control`]: the risk stage's one-slot reload mailbox and its published gauges.
+//! - [`reload`]: reading the configuration again; what may change live and what waits for a
+//!   restart.
+//! - [`status`]: the status file, ring headers as `brink status` shows them.
+//! - [`watch`]: the ops thread.
+//!
+//! Logs go through `tracing` to stderr ([`init_logging`]; `BRINK_LOG` sets the filter, e.g.
+//! `BRINK_LOG=debug`). No stage thread logs on its hot path: the ops thread derives its lines
+//! from counters the stages publish anyway.
+
+pub mod control;
+pub mod reload;
+pub mod status;
+pub mod watch;
+
+pub use control::{RiskControl, RiskGauges};
+pub use status::{Liveness, RingStatus, StatusFile, status_path};
+pub use watch::{OpsConfig, OpsThread, counters_text};
+
+/// Sends `tracing` events to stderr, one line each, filtered by `BRINK_LOG` (default `info`).
+/// Does nothing when a subscriber is already set.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Starts the ops thread of a `brink run` engine about to start on `config`: installs the
+/// SIGHUP handler (a flag the thread polls) and spawns the thread. Call
+/// [`OpsThread::finish`] after the engine stopped.
+pub fn start(
+    config: &crate::config::RunConfig,
+    engine: &crate::risk::RiskEngine,
+    counters: &crate::live::LiveCounters,
+    stop: &crate::runtime::StopSignal,
+) -> std::io::Result<OpsThread> {
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::clone(&hup))?;
+    OpsThread::spawn(
+        OpsConfig {
+            file: config.file.clone(),
+            running: config.clone(),
+            instruments: engine
+                .instruments()
+                .iter()
+                .map(|(_, i)| i.clone())
+                .collect(),
+            status_path: status_path(&config.journal),
+        },
+        counters.clone(),
+        stop.clone(),
+        hup,
+    )
+}
