@@ -133,7 +133,7 @@ pub type Rejections = BTreeMap<String, (u64, u64)>;
 /// Counts of the lines written, by type, and the rest of the run's tallies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Rows read from the file (including refused ones).
+    /// Data rows read from the file (refused ones included, a header not).
     pub rows: u64,
     /// Ticks applied.
     pub ticks: u64,
