@@ -56,7 +56,7 @@ pub struct BacktestArgs {
     accounts: Option<PathBuf>,
     /// Also generate N accounts with brink::bulk::synth (instead of, or besides, a bulk file):
     /// one position each on the file's instrument, 1x-125x, cross and isolated, healthy at the
-    /// file's first price. Ids start at 1; they must not collide with the scenario's.
+    /// file's first price. Their ids follow the largest scenario or bulk id.
     #[arg(long, value_name = "N")]
     synth_accounts: Option<u64>,
     /// Seed of the generated accounts (and, unless --matcher-seed, of the matcher).
@@ -184,7 +184,16 @@ fn load_accounts(
             scenario.call_level,
         )
         .map_err(bad)?;
-        accounts.extend(generated);
+        // Generated ids continue after the largest id loaded so far.
+        let base = accounts.iter().map(Account::id).max().unwrap_or(0);
+        for (k, g) in generated.into_iter().enumerate() {
+            let mut a =
+                Account::with_capacity(base + 1 + k as u64, g.wallet(), g.positions().len());
+            for p in g.positions() {
+                a.push_position(*p).map_err(bad)?;
+            }
+            accounts.push(a);
+        }
     }
     let mut ids: Vec<u64> = accounts.iter().map(Account::id).collect();
     ids.sort_unstable();
