@@ -149,9 +149,9 @@ pub struct Tally {
     pub rejected: Rejections,
     /// Whether the replay stopped at `--limit`.
     pub limited: bool,
-    /// First and last tick time, Unix ns.
+    /// Time of the first tick applied, Unix ns.
     pub first_ns: u64,
-    /// Last tick time.
+    /// Time of the last tick applied, Unix ns.
     pub last_ns: u64,
 }
 
