@@ -31,6 +31,8 @@
 //! - [`risk`]: the risk stage: margin units, their state machine, safe bands, decisions.
 //! - [`scenario`]: the TOML scenario format.
 //! - [`bulk`]: the compact bulk accounts format.
+//! - [`backtest`]: a market-data file replayed through the risk stage and the built-in matcher,
+//!   deterministically, with events, a report, a plot and a money check.
 //! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
 //!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
@@ -38,6 +40,7 @@
 //! - [`matcher`]: a built-in matcher for tests, demos and backtests: fills liquidation orders
 //!   against the latest tick's best levels.
 
+pub mod backtest;
 pub mod bulk;
 pub mod clock;
 pub mod config;

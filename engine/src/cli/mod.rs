@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backtest;
 mod demo;
 mod risk;
 mod run;
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Replay a market-data file through the risk stage, deterministically: events, report, plot.
+    Backtest(backtest::BacktestArgs),
     /// Run the whole procedure on the embedded BTCUSDT 2025-10-10 crash path (no set-up needed).
     Demo(demo::DemoArgs),
     /// Print the cores this process may run on and the topology `auto` would choose.
@@ -43,6 +46,7 @@ impl Cli {
             }
             Command::Risk(args) => risk::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Backtest(args) => backtest::run(args),
             Command::Run(args) => run::run(args),
             Command::Status(args) => status::run(args),
         }

@@ -1,6 +1,6 @@
 //! Binance kline rows (`open_time,open,high,low,close,...`), each expanded into four ticks.
 
-use super::{FeedError, FileSource};
+use super::{FeedError, FileSource, time_ns};
 use crate::shm::{Input, Tick};
 
 /// The order in which a bar's prices are replayed: open, then whichever of high and low is nearer
@@ -34,6 +34,32 @@ pub(super) fn bar(src: &mut FileSource, row: &csv::StringRecord) -> Result<(), F
             ..Tick::default()
         })
     });
-    src.set_pending(&ticks);
+    let times = bar_times(row.get(0), row.get(6));
+    src.set_pending(&ticks, &times);
     Ok(())
+}
+
+/// Times of a bar's four points, Unix ns: open at `open_time`, close at `close_time`, the
+/// extremes at the thirds between (all at `open_time` without a readable `close_time`). Binance
+/// writes milliseconds, newer files microseconds: a value of 10^14 or more is taken as µs.
+fn bar_times(open_time: Option<&str>, close_time: Option<&str>) -> [Option<u64>; 4] {
+    let unit = |text: Option<&str>| {
+        let raw = time_ns(text, 1)?;
+        raw.checked_mul(if raw >= 100_000_000_000_000 {
+            1_000
+        } else {
+            1_000_000
+        })
+    };
+    let Some(open) = unit(open_time) else {
+        return [None; 4];
+    };
+    let close = unit(close_time).filter(|&c| c >= open).unwrap_or(open);
+    let step = (close - open) / 3;
+    [
+        Some(open),
+        Some(open + step),
+        Some(open + 2 * step),
+        Some(close),
+    ]
 }

@@ -11,6 +11,13 @@
 //! | Tardis trades | header `exchange,symbol,timestamp,local_timestamp,id,side,price,amount` | a tick, mark = trade price |
 //! | Tardis quotes | header `...,ask_amount,ask_price,bid_price,bid_amount` | a tick with the book; mark = mid (floor) |
 //! | Binance klines | header `open_time,...` or a numeric first field; `.zip` holding one CSV | 4 ticks: open, the high/low nearer the open, the other, close |
+//!
+//! Each input also carries the data's own time ([`FileSource::exchange_ns`]): a Tardis row's
+//! exchange `timestamp` (µs), a kline's `open_time` for its open, `close_time` for its close and
+//! the thirds of the bar between them for its two extremes (ms, or µs when the value is that
+//! large). Replays that must not depend on the wall clock (backtests) use it as the event time.
+//! A Tardis row's `symbol` and a trade's `amount` are exposed too ([`FileSource::symbol`],
+//! [`FileSource::trade_qty`]).
 
 mod decimal;
 mod kline;
@@ -180,8 +187,15 @@ pub struct FileSource {
     scaling: Scaling,
     rounded: u64,
     pending: [Input; 4],
+    /// Exchange time of each pending input, Unix ns (`None`: the row's time is unreadable).
+    pending_ns: [Option<u64>; 4],
     pending_len: usize,
     pending_at: usize,
+    /// Symbol column of the last row read (Tardis formats; empty otherwise). Reused, so reading
+    /// rows allocates nothing once warm.
+    symbol: String,
+    /// Trade size of the last row read (Tardis trades), quantity units.
+    trade_qty: Option<i64>,
     /// Set after an I/O error (e.g. corrupt gzip): the stream cannot be trusted past it.
     failed: bool,
 }
@@ -236,9 +250,12 @@ impl FileSource {
             scaling,
             rounded: 0,
             pending: [Input::Heartbeat(crate::shm::Heartbeat::default()); 4],
+            pending_ns: [None; 4],
             pending_len: 0,
             pending_at: 0,
             failed: false,
+            symbol: String::new(),
+            trade_qty: None,
         })
     }
 
@@ -255,6 +272,33 @@ impl FileSource {
     /// Line number of the last row read (1-based, header included).
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Exchange time of the input last returned, Unix ns (see the module docs); `None` before
+    /// the first input or when the row's time field is missing or not a whole number.
+    pub fn exchange_ns(&self) -> Option<u64> {
+        self.pending_ns
+            .get(self.pending_at.checked_sub(1)?)
+            .copied()
+            .flatten()
+    }
+
+    /// The `symbol` column of the last row read (Tardis formats), `None` for klines.
+    pub fn symbol(&self) -> Option<&str> {
+        match self.format {
+            Format::TardisTrades | Format::TardisQuotes => Some(self.symbol.as_str()),
+            Format::BinanceKlines => None,
+        }
+    }
+
+    /// The `amount` of the last trade row read (Tardis trades), in quantity units.
+    pub fn trade_qty(&self) -> Option<i64> {
+        self.trade_qty
     }
 
     fn field(
@@ -308,9 +352,12 @@ impl FileSource {
         }
     }
 
-    fn set_pending(&mut self, inputs: &[Input]) {
+    fn set_pending(&mut self, inputs: &[Input], times_ns: &[Option<u64>]) {
         let n = inputs.len().min(4);
         self.pending[..n].copy_from_slice(&inputs[..n]);
+        for (k, slot) in self.pending_ns[..n].iter_mut().enumerate() {
+            *slot = times_ns.get(k).copied().flatten();
+        }
         self.pending_len = n;
         self.pending_at = 0;
     }
@@ -340,11 +387,19 @@ impl Iterator for FileSource {
             }
         };
         self.line += 1;
+        self.pending_len = 0;
+        self.pending_at = 0;
+        self.trade_qty = None;
         if let Err(e) = self.convert(&row) {
             return Some(Err(e));
         }
         self.next()
     }
+}
+
+/// A whole number of `unit_ns` nanoseconds in `text`, or `None`.
+fn time_ns(text: Option<&str>, unit_ns: u64) -> Option<u64> {
+    text?.trim().parse::<u64>().ok()?.checked_mul(unit_ns)
 }
 
 fn read_zip_csv(path: &Path) -> Result<Vec<u8>, FeedError> {

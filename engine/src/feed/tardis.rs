@@ -1,14 +1,16 @@
 //! Tardis.dev trades and quotes rows.
 
-use super::{FeedError, FileSource};
+use super::{FeedError, FileSource, time_ns};
 use crate::shm::{Input, Tick, input::book_qty};
 
 /// `exchange,symbol,timestamp,local_timestamp,id,side,price,amount` → a tick whose mark is the
 /// trade price (no book).
 pub(super) fn trade(src: &mut FileSource, row: &csv::StringRecord) -> Result<(), FeedError> {
     src.need(row, 8)?;
+    src.set_symbol(row);
     let price_px = src.field(row, 6, "price", src.scaling.price_decimals)?;
-    src.field(row, 7, "amount", src.scaling.qty_decimals)?;
+    let amount = src.field(row, 7, "amount", src.scaling.qty_decimals)?;
+    src.trade_qty = Some(amount);
     if price_px <= 0 {
         return Err(src.no_price());
     }
@@ -17,7 +19,7 @@ pub(super) fn trade(src: &mut FileSource, row: &csv::StringRecord) -> Result<(),
         mark_px: price_px,
         ..Tick::default()
     };
-    src.set_pending(&[Input::Tick(tick)]);
+    src.set_pending(&[Input::Tick(tick)], &[time_ns(row.get(2), 1_000)]);
     Ok(())
 }
 
@@ -25,6 +27,7 @@ pub(super) fn trade(src: &mut FileSource, row: &csv::StringRecord) -> Result<(),
 /// tick with the top of book; mark = floor of the mid, or the one side present.
 pub(super) fn quote(src: &mut FileSource, row: &csv::StringRecord) -> Result<(), FeedError> {
     src.need(row, 8)?;
+    src.set_symbol(row);
     let (pd, qd) = (src.scaling.price_decimals, src.scaling.qty_decimals);
     let ask_qty = src.field(row, 4, "ask_amount", qd)?;
     let ask_px = src.field(row, 5, "ask_price", pd)?;
@@ -46,6 +49,14 @@ pub(super) fn quote(src: &mut FileSource, row: &csv::StringRecord) -> Result<(),
         bid_qty: book_qty(bid_qty),
         ask_qty: book_qty(ask_qty),
     };
-    src.set_pending(&[Input::Tick(tick)]);
+    src.set_pending(&[Input::Tick(tick)], &[time_ns(row.get(2), 1_000)]);
     Ok(())
+}
+
+impl FileSource {
+    /// Keeps the row's `symbol` column (column 1), reusing the buffer.
+    fn set_symbol(&mut self, row: &csv::StringRecord) {
+        self.symbol.clear();
+        self.symbol.push_str(row.get(1).unwrap_or("").trim());
+    }
 }

@@ -207,3 +207,43 @@ fn a_corrupt_gzip_ends_the_stream_with_one_error() {
     assert!(results.len() < 5_000, "read past the corruption");
     assert!((1..=2).contains(&errors), "{errors} errors");
 }
+
+#[test]
+fn rows_expose_their_exchange_time_symbol_and_size() {
+    let dir = tempfile::tempdir().expect("dir");
+    let trades = write(
+        &dir,
+        "t.csv",
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         x,BCHUSD_PERP,1760054408590000,2,10,buy,579.8,3\n\
+         x,BCHUSD_PERP,oops,3,11,sell,579.7,1\n",
+    );
+    let mut src = FileSource::open(&trades, Scaling::default()).expect("open");
+    assert_eq!(src.exchange_ns(), None);
+    assert!(src.next().is_some_and(|r| r.is_ok()));
+    assert_eq!(src.exchange_ns(), Some(1_760_054_408_590_000_000));
+    assert_eq!(src.symbol(), Some("BCHUSD_PERP"));
+    assert_eq!(src.trade_qty(), Some(3_000));
+    // An unreadable time is reported as absent, not guessed.
+    assert!(src.next().is_some_and(|r| r.is_ok()));
+    assert_eq!(src.exchange_ns(), None);
+    assert_eq!(src.trade_qty(), Some(1_000));
+
+    let klines = write(
+        &dir,
+        "k.csv",
+        "1760054400000,100,110,95,105,0,1760054699999,0,60,0,0,0\n",
+    );
+    let src = FileSource::open(&klines, Scaling::default()).expect("open");
+    assert_eq!(src.symbol(), None);
+    let mut src = src;
+    let mut times = Vec::new();
+    while let Some(r) = src.next() {
+        r.expect("tick");
+        times.push(src.exchange_ns().expect("time"));
+    }
+    let open = 1_760_054_400_000_000_000u64;
+    let close = 1_760_054_699_999_000_000u64;
+    let third = (close - open) / 3;
+    assert_eq!(times, [open, open + third, open + 2 * third, close]);
+}
