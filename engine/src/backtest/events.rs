@@ -5,7 +5,7 @@
 //! | `margin_call` | `account`, `margin_ratio` (MM/equity), `equity`, `maintenance_margin` |
 //! | `liquidation` | `order_id`, `account`, `symbol`, `side`, `qty`, `limit_price`, `mark`, `equity`, `maintenance_margin`, `bankruptcy_price` |
 //! | `fill` | `order_id`, `account`, `symbol`, `side`, `qty`, `price` |
-//! | `adl` | `order_id`, `account`, `symbol`, `side`, `qty`, `price`, `bankrupt_account` |
+//! | `adl` | `order_id`, `account`, `symbol`, `side`, `qty`, `price`, `bankrupt_account`, `fund_takeover` (the counterparty is the insurance fund, account `u64::MAX`) |
 //! | `settlement` | `account`, `symbol`, `qty` (signed, as held), `price`, `pnl` |
 //!
 //! `seq` is the sequence number of the input that caused the record (0: found when the accounts
@@ -159,7 +159,7 @@ impl EventFormat {
                 Self::head(line, seq, ts, "adl");
                 let _ = write!(
                     line,
-                    ",\"order_id\":{},\"account\":{},\"symbol\":{},\"side\":\"{}\",\"qty\":\"{}\",\"price\":\"{}\",\"bankrupt_account\":{}}}",
+                    ",\"order_id\":{},\"account\":{},\"symbol\":{},\"side\":\"{}\",\"qty\":\"{}\",\"price\":\"{}\",\"bankrupt_account\":{},\"fund_takeover\":{}}}",
                     a.order_id,
                     a.account,
                     self.symbol(a.instrument),
@@ -167,6 +167,7 @@ impl EventFormat {
                     self.qty(a.instrument, a.qty),
                     self.price(a.instrument, a.price_px),
                     a.bankrupt_account,
+                    a.account == crate::risk::takeover::FUND_ACCOUNT_ID,
                 );
             }
             Output::Settlement(s) => {

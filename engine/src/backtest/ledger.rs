@@ -21,11 +21,15 @@
 //! exact). Liquidation fees, fund transfers, negative-wallet resets and ADL move money inside
 //! `B`; only trades with the market change it, by exactly `−qty × price` each ("external cash").
 //! Two things make the booked `B` differ from that: realised PnL is floored to the money grid
-//! once per booking (at most one unit of 2^-48 each, always against the account), and an
-//! isolated loss beyond its margin that the fund could not pay is never charged to anyone (that
-//! part of the bad debt). So
+//! once per booking (at most one unit of 2^-48 each, always against the account), and a loss
+//! that the fund could not pay and that no wallet carries leaves the books unpaid (that part of
+//! the bad debt): an isolated loss beyond its margin, or a loss of the fund's own inventory (the
+//! positions it took over) beyond its balance. So
 //!
-//! `residual = (B_before + external cash + uncovered isolated loss) − B_after`
+//! The fund's inventory is booked like an account with id `u64::MAX` whose realised PnL is swept
+//! into the fund at once; its positions count in `Σ position costs`.
+//!
+//! `residual = (B_before + external cash + unpaid loss) − B_after`
 //!
 //! must lie in `[0, bookings]` units of 2^-48. It is computed exactly, in integers.
 
@@ -35,6 +39,7 @@ use crate::margin::{
     Account, Fill, Instrument, InstrumentId, InstrumentTable, MarginMode, Money, Price, Qty,
 };
 use crate::risk::RiskEngine;
+use crate::risk::takeover::FUND_ACCOUNT_ID;
 use crate::shm::{self, Output, Side};
 
 /// Money totals of a population (for the identity).
@@ -85,6 +90,21 @@ impl Totals {
         t
     }
 
+    /// Adds the insurance fund's inventory (taken-over positions: cost and quantity; its wallet
+    /// is always swept into the fund).
+    pub fn with_inventory(mut self, positions: &[crate::margin::Position]) -> Totals {
+        for p in positions {
+            let i = p.instrument().0 as usize;
+            if let Some(c) = self.cost.get_mut(i) {
+                *c = c.saturating_add(p.cost());
+            }
+            if let Some(q) = self.net_qty.get_mut(i) {
+                *q = q.saturating_add(p.qty().0);
+            }
+        }
+        self
+    }
+
     /// `wallets + isolated + fund` (saturating).
     pub fn cash(&self) -> Money {
         self.wallets
@@ -118,8 +138,9 @@ pub struct Ledger {
     settled: Vec<bool>,
     /// `apply_fill` calls made (each may floor realised PnL by one unit).
     bookings: u64,
-    /// Isolated losses beyond margin the fund could not pay.
-    uncovered_isolated: Money,
+    /// Losses no wallet carries that the fund could not pay: isolated losses beyond margin,
+    /// and the fund inventory's losses beyond the fund.
+    unpaid_loss: Money,
     /// All losses the fund could not pay (bad debt).
     uncovered: Money,
     /// Per instrument: Σ −qty·price of trades with the market, `10^-notional_decimals` units.
@@ -138,12 +159,16 @@ impl Ledger {
     pub fn new(table: &InstrumentTable, accounts: &[Account], fund: Money) -> Ledger {
         Ledger {
             table: table.clone(),
-            accounts: accounts.iter().map(|a| (a.id(), a.clone())).collect(),
+            accounts: accounts
+                .iter()
+                .map(|a| (a.id(), a.clone()))
+                .chain([(FUND_ACCOUNT_ID, Account::new(FUND_ACCOUNT_ID, Money::ZERO))])
+                .collect(),
             fund,
             orders: HashMap::new(),
             settled: vec![false; table.len()],
             bookings: 0,
-            uncovered_isolated: Money::ZERO,
+            unpaid_loss: Money::ZERO,
             uncovered: Money::ZERO,
             external: vec![0; table.len()],
             fills_booked: 0,
@@ -172,10 +197,7 @@ impl Ledger {
         if shortfall.is_positive() {
             let paid = self.cover(shortfall);
             let rest = shortfall.checked_sub(paid).unwrap_or(Money::ZERO);
-            self.uncovered_isolated = self
-                .uncovered_isolated
-                .checked_add(rest)
-                .unwrap_or(Money::MAX);
+            self.unpaid_loss = self.unpaid_loss.checked_add(rest).unwrap_or(Money::MAX);
         }
     }
 
@@ -185,7 +207,26 @@ impl Ledger {
         }
     }
 
+    /// The fund's inventory realised PnL: into (or out of) the fund, as the engine sweeps it.
+    fn sweep(&mut self) {
+        let Some(w) = self.accounts.get(&FUND_ACCOUNT_ID).map(Account::wallet) else {
+            return;
+        };
+        if w.is_positive() {
+            self.fund = self.fund.checked_add(w).unwrap_or(Money::MAX);
+        } else if w.is_negative() {
+            let paid = self.cover(neg(w));
+            let rest = neg(w).checked_sub(paid).unwrap_or(Money::ZERO);
+            self.unpaid_loss = self.unpaid_loss.checked_add(rest).unwrap_or(Money::MAX);
+        }
+        self.wallet(FUND_ACCOUNT_ID, neg(w));
+    }
+
     fn reset_negative(&mut self, account: u64) {
+        if account == FUND_ACCOUNT_ID {
+            self.sweep();
+            return;
+        }
         let Some(wallet) = self.accounts.get(&account).map(Account::wallet) else {
             return;
         };
@@ -253,6 +294,30 @@ impl Ledger {
             .position_index(id)
             .map_or(0, |i| a.positions()[i].qty().0 * -signed)
             .max(0);
+        if order.account == FUND_ACCOUNT_ID {
+            // The fund's own order: booked as reported up to the order's size, no fee, its PnL
+            // swept into the fund.
+            let x = f.qty.unsigned_abs().min(order.qty.max(0) as u64) as i64;
+            if x == 0
+                || f.qty.signum() != signed
+                || self
+                    .book(
+                        order.account,
+                        order.instrument,
+                        signed * x,
+                        f.price_px,
+                        Money::ZERO,
+                        true,
+                    )
+                    .is_none()
+            {
+                self.fills_ignored += 1;
+                return;
+            }
+            self.fills_booked += 1;
+            self.sweep();
+            return;
+        }
         let x = f.qty.unsigned_abs().min(held as u64) as i64;
         if x == 0 || f.qty.signum() != signed {
             self.fills_ignored += 1;
@@ -318,6 +383,9 @@ impl Ledger {
                 ) {
                     self.cover_isolated(outcome.isolated_shortfall);
                 }
+                if st.account == FUND_ACCOUNT_ID {
+                    self.sweep();
+                }
             }
         }
         let adl: Vec<shm::Adl> = outs
@@ -341,6 +409,9 @@ impl Ledger {
                 }
             }
             if let Some(r) = run.first() {
+                if r.account == FUND_ACCOUNT_ID {
+                    self.sweep();
+                }
                 self.reset_negative(r.bankrupt_account);
             }
         }
@@ -364,7 +435,15 @@ impl Ledger {
                 ag.first_differing.get_or_insert(a.id());
             }
         }
-        if self.accounts.len() as u64 != ag.accounts {
+        // The fund's inventory: the same positions, and a wallet swept to zero.
+        let fund_book = self.accounts.get(&FUND_ACCOUNT_ID);
+        if !fund_book
+            .is_some_and(|f| f.positions() == engine.fund_inventory() && f.wallet() == Money::ZERO)
+        {
+            ag.differing += 1;
+            ag.first_differing.get_or_insert(FUND_ACCOUNT_ID);
+        }
+        if self.accounts.len() as u64 != ag.accounts + 1 {
             ag.differing += 1;
         }
         ag
@@ -391,8 +470,8 @@ impl Ledger {
 pub struct Identity {
     /// Per instrument: Σ −qty·price of trades with the market, `10^-notional_decimals` units.
     pub external: Vec<i128>,
-    /// Isolated losses beyond margin that nobody paid.
-    pub uncovered_isolated: Money,
+    /// Losses that nobody paid: isolated losses beyond margin, inventory losses beyond the fund.
+    pub unpaid_loss: Money,
     /// Bookings (each may floor by one unit).
     pub bookings: u64,
     /// `residual` in units of `2^-48 / 10^scale_decimals`, exact; `None` on overflow.
@@ -426,7 +505,7 @@ pub fn identity(
             r = r.checked_add(term)?;
         }
         let cash = ledger
-            .uncovered_isolated
+            .unpaid_loss
             .to_bits()
             .checked_add(before.cash().to_bits())?
             .checked_sub(after.cash().to_bits())?;
@@ -439,7 +518,7 @@ pub fn identity(
     };
     Identity {
         external: ledger.external.clone(),
-        uncovered_isolated: ledger.uncovered_isolated,
+        unpaid_loss: ledger.unpaid_loss,
         bookings: ledger.bookings,
         residual_scaled: residual,
         scale_decimals: scale,

@@ -561,7 +561,8 @@ pub fn run<W: Write>(
             source,
         })?;
     let engine = &replay.engine;
-    let after = Totals::of(engine.accounts(), engine.fund().balance(), instruments);
+    let after = Totals::of(engine.accounts(), engine.fund().balance(), instruments)
+        .with_inventory(engine.fund_inventory());
     let agreement = replay.ledger.compare(engine);
     let identity = ledger::identity(table, &before, &after, &replay.ledger);
     Ok(Outcome {
