@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
 use brink::ingest::{FeedBody, FeedEvent};
-use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Price};
+use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Money, Price};
 use brink::matcher::{Matcher, MatcherConfig};
 use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
 use brink::shm::{Input, Output, Tick};
@@ -94,7 +94,16 @@ impl Walker {
                     .map_or(1, |p| p.0)
             })
             .collect();
-        let engine = RiskEngine::new(table, marks, accounts, RiskConfig::default(), scan);
+        // An insurance fund of 5 % of the traders' wallets, as venues keep one: bankrupt
+        // remainders go to it first, and to ADL only when it cannot carry them.
+        let fund = accounts
+            .iter()
+            .fold(Money::ZERO, |m, a| m.checked_add(a.wallet()).unwrap_or(m))
+            .to_scaled_floor(8)
+            .and_then(|units| Money::from_scaled_floor(units / 20, 8))
+            .unwrap_or(Money::ZERO);
+        let engine =
+            RiskEngine::new(table, marks, accounts, RiskConfig::default(), scan).with_fund(fund);
         Walker {
             engine,
             matcher: Matcher::new(MatcherConfig::default(), INSTRUMENTS),
@@ -257,12 +266,13 @@ fn bench_one(
     let ticks = (c1.ticks - ticks0).max(1) as f64;
     println!(
         "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, \
-         {} fills, {} ADL, {} outputs, {} liquidation jobs open at the end",
+         {} fills, {} fund takeovers, {} ADL, {} outputs, {} liquidation jobs open at the end",
         c1.ticks - ticks0,
         (c1.evaluations - evals0) as f64 / ticks,
         c1.margin_calls,
         c1.liquidations,
         c1.liquidation_fills,
+        c1.takeovers,
         c1.adl,
         w.outputs,
         w.engine.open_jobs()
