@@ -1,4 +1,6 @@
 //! Money is accounted for: random scenarios (cross and isolated accounts on three instruments,
+//! one of them, on odd seeds, a future that expires mid-run and settles at its index TWAP;
+//! funds from empty to large, so bankrupt remainders go to the fund's takeover or to ADL;
 //! price paths with jumps, liquidation orders filled fully, partly or not at all at random prices
 //! no worse than their limits, deadlines and ADL, ordinary fills, collateral changes) are driven
 //! through [`RiskEngine::on_event`]; a small ledger then replays the input and output records
@@ -405,7 +407,24 @@ fn total_qty(e: &RiskEngine, instrument: u32) -> i64 {
 /// One random scenario; panics on the first discrepancy.
 fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let table = test_table();
+    // Odd seeds make one instrument a dated future that expires mid-run (engine time is the
+    // publish stamp, read as Unix ns): it settles at its index TWAP without any status record.
+    let table = if seed % 2 == 1 {
+        let expiring = (seed / 2 % 3) as u32;
+        let mut t = InstrumentTable::new();
+        for (id, inst) in test_table().iter() {
+            let mut inst = inst.clone();
+            if id.0 == expiring {
+                inst.kind = crate::margin::InstrumentKind::Future {
+                    expiry_unix_s: rng.random_range(100..400),
+                };
+            }
+            t.push(inst);
+        }
+        t
+    } else {
+        test_table()
+    };
     let accounts = random_accounts(&mut rng);
     let fund0 = money(rng.random_range(0..3) * rng.random_range(0..2_000) * 100_000_000);
     let config = RiskConfig::default();
@@ -549,6 +568,14 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
             brute.unit_states().collect::<Vec<_>>(),
             "seed {seed} seq {seq}: unit states differ after {input:?} → {outs:?}"
         );
+        // A future whose expiry the event's time reached settled before the input applied.
+        for (id, inst) in table.iter() {
+            if let crate::margin::InstrumentKind::Future { expiry_unix_s } = inst.kind
+                && i128::from(now_ns) >= i128::from(expiry_unix_s) * 1_000_000_000
+            {
+                ledger.settled[id.0 as usize] = true;
+            }
+        }
         // The replay, from the records alone (plus each new order's full flag).
         let isolated_fill = match input {
             Input::Fill(f) => ledger
@@ -612,7 +639,9 @@ fn run(seed: u64, events: usize) -> (RiskCounters, bool) {
                 _ => {}
             }
         }
-        if !matches!(input, Input::Fill(_) | Input::Status(_)) {
+        if !matches!(input, Input::Fill(_) | Input::Status(_))
+            && !outs.iter().any(|o| matches!(o, Output::Settlement(_)))
+        {
             let oi_after: Vec<i64> = (0..3).map(|i| total_qty(&e, i)).collect();
             assert_eq!(
                 oi_before, oi_after,
@@ -677,6 +706,7 @@ fn money_is_accounted_for_in_random_scenarios() {
     let (mut fills, mut adl, mut orders, mut fund_paid, mut funding, mut settled) =
         (0, 0, 0, 0, 0, 0);
     let mut takeovers = 0;
+    let mut expired = 0;
     for seed in 0..40 {
         let (c, paid) = run(seed, 400);
         fills += c.liquidation_fills;
@@ -686,6 +716,9 @@ fn money_is_accounted_for_in_random_scenarios() {
         fund_paid += u64::from(paid);
         settled += c.settlements;
         takeovers += c.takeovers;
+        if seed % 2 == 1 {
+            expired += c.settlements;
+        }
     }
     // The scenarios exercise what they claim to check.
     assert!(
@@ -695,7 +728,8 @@ fn money_is_accounted_for_in_random_scenarios() {
             && fund_paid > 0
             && funding > 0
             && settled > 0
-            && takeovers > 0,
-        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding} settled {settled} takeovers {takeovers}"
+            && takeovers > 0
+            && expired > 0,
+        "orders {orders} fills {fills} adl {adl} fund covers {fund_paid} funding {funding} settled {settled} takeovers {takeovers} expired {expired}"
     );
 }
