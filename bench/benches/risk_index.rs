@@ -12,6 +12,12 @@
 //!
 //! `risk_index/index_calm/N` runs the index on the same path without the jumps (no
 //! liquidations), which separates the cost of the index from that of liquidation work.
+//! `risk_index/index_fixed_edge/N` runs the index on the jump path over a population whose
+//! first 10^4 accounts are those of `index/10000` and whose other `N − 10^4` are drawn alike but
+//! collateralised to about 1x: the accounts near the edge stay the same while the holders of
+//! every instrument grow a hundredfold, which isolates what the index's cost depends on.
+//!
+//! The insurance fund starts at 5 % of the traders' wallets.
 //!
 //! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
 //! `heap_bytes()` plus its struct, and the change of the process's resident set (`VmRSS`) over
@@ -27,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
 use brink::ingest::{FeedBody, FeedEvent};
-use brink::margin::{Account, CallLevel, InstrumentTable, MarkPrices, Money, Price};
+use brink::margin::{
+    Account, CallLevel, Instrument, InstrumentTable, MarginMode, MarkPrices, Money, Price,
+};
 use brink::matcher::{Matcher, MatcherConfig};
 use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
 use brink::shm::{Input, Output, Tick};
@@ -72,6 +80,59 @@ fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Acco
     }
 }
 
+/// Accounts at risk in the fixed-edge population, whatever its size.
+const AT_RISK: u64 = 10_000;
+
+/// The fixed-edge population: the same `AT_RISK` accounts as `accounts(AT_RISK)`, then
+/// `count − AT_RISK` more drawn alike but topped up to about 1x (collateral equal to each
+/// position's notional, in the wallet or the isolated margin), which no move on the path brings
+/// near maintenance. The number of accounts near the edge stays the same while the number that
+/// hold each instrument grows with `count`.
+fn fixed_edge_accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Account> {
+    let mut out = accounts(table, marks, AT_RISK.min(count));
+    let next_id = out.last().map_or(1, |a| a.id() + 1);
+    let rest = match synth::generate_healthy(
+        table,
+        marks,
+        count.saturating_sub(AT_RISK),
+        43,
+        POSITIONS,
+        CallLevel::default(),
+    ) {
+        Ok(a) => a,
+        Err(e) => panic!("bench set-up: {e}"),
+    };
+    for (k, a) in rest.iter().enumerate() {
+        let mut safe = Account::with_capacity(next_id + k as u64, a.wallet(), a.positions().len());
+        for p in a.positions() {
+            let inst = table.get(p.instrument()).expect("synthetic instrument");
+            let mark = marks.get(p.instrument()).expect("synthetic mark");
+            let notional = Money::from_scaled_ceil(
+                Instrument::notional(p.qty(), mark).abs(),
+                inst.notional_decimals(),
+            )
+            .expect("in range");
+            safe.push_position(*p).expect("distinct instruments");
+            safe.change_wallet(notional).expect("in range");
+            if p.mode() == MarginMode::Isolated {
+                safe.transfer_isolated_margin(p.instrument(), notional)
+                    .expect("isolated");
+            }
+        }
+        out.push(safe);
+    }
+    out
+}
+
+/// Which population a walker loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Population {
+    /// `accounts(count)`: the at-risk share grows with the count.
+    Mixed,
+    /// `fixed_edge_accounts(count)`: `AT_RISK` accounts near the edge, the rest far from it.
+    FixedEdge,
+}
+
 /// An engine walking the path.
 struct Walker {
     engine: RiskEngine,
@@ -84,9 +145,12 @@ struct Walker {
 }
 
 impl Walker {
-    fn new(count: u64, scan: Scan) -> Walker {
+    fn new(count: u64, scan: Scan, population: Population) -> Walker {
         let (table, marks) = market();
-        let accounts = accounts(&table, &marks, count);
+        let accounts = match population {
+            Population::Mixed => accounts(&table, &marks, count),
+            Population::FixedEdge => fixed_edge_accounts(&table, &marks, count),
+        };
         let prices = (0..INSTRUMENTS)
             .map(|i| {
                 marks
@@ -216,6 +280,9 @@ struct Row {
     /// The index on the path without jumps (no liquidations).
     calm_ns: f64,
     calm_evals_per_tick: f64,
+    /// The index with `AT_RISK` accounts near the edge and the rest far from it.
+    edge_ns: f64,
+    edge_evals_per_tick: f64,
 }
 
 fn median_ns(samples: &[(u64, Duration)], keep: usize) -> f64 {
@@ -234,9 +301,10 @@ fn bench_one(
     name: &str,
     count: u64,
     scan: Scan,
+    population: Population,
     path: &[(u32, i64)],
 ) -> (f64, f64) {
-    let mut w = Walker::new(count, scan);
+    let mut w = Walker::new(count, scan, population);
     let slow = scan != Scan::Index && count >= 1_000_000;
     let samples = if slow { 10 } else { 20 };
     let mut group = c.benchmark_group("risk_index");
@@ -288,12 +356,38 @@ fn main() {
     let path_calm = path(2025, false);
     let mut rows = Vec::new();
     for count in COUNTS {
-        let (index_ns, index_evals_per_tick) =
-            bench_one(&mut c, "index", count, Scan::Index, &path_jumps);
-        let (scan_ns, scan_evals_per_tick) =
-            bench_one(&mut c, "scan", count, Scan::Holders, &path_jumps);
-        let (calm_ns, calm_evals_per_tick) =
-            bench_one(&mut c, "index_calm", count, Scan::Index, &path_calm);
+        let (index_ns, index_evals_per_tick) = bench_one(
+            &mut c,
+            "index",
+            count,
+            Scan::Index,
+            Population::Mixed,
+            &path_jumps,
+        );
+        let (scan_ns, scan_evals_per_tick) = bench_one(
+            &mut c,
+            "scan",
+            count,
+            Scan::Holders,
+            Population::Mixed,
+            &path_jumps,
+        );
+        let (calm_ns, calm_evals_per_tick) = bench_one(
+            &mut c,
+            "index_calm",
+            count,
+            Scan::Index,
+            Population::Mixed,
+            &path_calm,
+        );
+        let (edge_ns, edge_evals_per_tick) = bench_one(
+            &mut c,
+            "index_fixed_edge",
+            count,
+            Scan::Index,
+            Population::FixedEdge,
+            &path_jumps,
+        );
         rows.push((
             count,
             Row {
@@ -303,6 +397,8 @@ fn main() {
                 scan_evals_per_tick,
                 calm_ns,
                 calm_evals_per_tick,
+                edge_ns,
+                edge_evals_per_tick,
             },
         ));
     }
@@ -310,19 +406,21 @@ fn main() {
 
     println!();
     println!(
-        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan | index, no jumps, ns/tick | evals/tick |"
+        "| accounts | index ns/tick | scan ns/tick | scan/index | evals/tick index | evals/tick scan | index, no jumps, ns/tick | evals/tick | index, 10^4 at risk, ns/tick | evals/tick |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (count, r) in &rows {
         println!(
-            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} | {:.0} | {:.3} |",
+            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} |",
             r.index_ns,
             r.scan_ns,
             r.scan_ns / r.index_ns,
             r.index_evals_per_tick,
             r.scan_evals_per_tick,
             r.calm_ns,
-            r.calm_evals_per_tick
+            r.calm_evals_per_tick,
+            r.edge_ns,
+            r.edge_evals_per_tick
         );
     }
     if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {
@@ -335,6 +433,11 @@ fn main() {
             "without jumps: index growth 10^4 -> 10^6: {:.2}x; scan (with jumps) / index (without) at 10^6: {:.0}x",
             last.calm_ns / first.calm_ns,
             last.scan_ns / last.calm_ns
+        );
+        println!(
+            "10^4 accounts at risk, the rest far from the edge: index growth 10^4 -> 10^6: {:.2}x; scan/index at 10^6: {:.0}x",
+            last.edge_ns / first.edge_ns,
+            last.scan_ns / last.edge_ns
         );
     }
     println!(
