@@ -1,5 +1,7 @@
 //! Helpers for Brink's end-to-end tests: locating binaries, the shared data folder, temp dirs.
 
+pub mod mutate;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
