@@ -623,6 +623,18 @@ mod regressions {
         fuzz_support::evaluate(&s.instruments, &s.marks, &s.accounts, s.call_level);
     }
 
+    /// A future expiring in year 2^63 - 1: the day count overflowed (a panic in debug builds).
+    #[test]
+    fn an_expiry_year_beyond_9999_is_refused() {
+        let text = "[[instrument]]\nsymbol = \"F\"\nkind = \"future\"\n\
+                    expiry = \"9223372036854775807-12-25T08:00:00Z\"\nprice_decimals = 1\n\
+                    qty_decimals = 3\nliquidation_fee = \"0.01\"\n\
+                    tiers = [ { max_notional = \"50000\", mmr = \"0.004\", imr = \"0.008\" } ]\n";
+        let err = Scenario::parse(text, Path::new("f.toml")).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.starts_with("f.toml:4: instrument[0].expiry"), "{msg}");
+    }
+
     /// The same quantity in a bulk accounts file is a record error at the position.
     #[test]
     fn a_bulk_quantity_of_i64_min_is_refused() {

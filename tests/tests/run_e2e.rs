@@ -8,39 +8,17 @@ use std::time::{Duration, Instant};
 
 use brink::journal::{FsyncPolicy, Journal};
 use brink::shm::{Expect, Output, Record, RingFile, RingKind};
-use rustix::process::{Pid, Signal, kill_process};
-
-/// A Binance kline CSV from 26,000 down to 24,000 in 10-wide bars: through the margin-call
-/// level (25,125.6) and the liquidation price (25,100.40) of the example's account 1.
-fn crash_klines() -> String {
-    let mut csv = String::from(
-        "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n",
-    );
-    let mut t = 1_700_000_000_000u64;
-    let mut p = 26_000u64;
-    while p > 24_000 {
-        let next = p - 10;
-        csv.push_str(&format!(
-            "{t},{p},{p},{next},{next},0,{},0,60,0,0,0\n",
-            t + 59_999
-        ));
-        t += 60_000;
-        p = next;
-    }
-    csv
-}
-
-fn signal(pid: u32, sig: Signal) {
-    let pid = Pid::from_raw(pid as i32).expect("a child pid is positive");
-    kill_process(pid, sig).expect("signal delivered");
-}
+use brink_tests::signal;
+use rustix::process::Signal;
 
 #[test]
 fn run_liquidates_reports_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = brink_tests::workspace_root();
     let klines = dir.path().join("crash.csv");
-    std::fs::write(&klines, crash_klines()).expect("write klines");
+    // From 26,000 down to 24,000 in 10-wide bars: through the margin-call level (25,125.6) and
+    // the liquidation price (25,100.40) of the example's account 1.
+    std::fs::write(&klines, brink_tests::falling_klines(26_000, 24_000, 10)).expect("write klines");
     let (feed, orders, journal) = (
         dir.path().join("feed.ring"),
         dir.path().join("orders.ring"),
