@@ -12,7 +12,6 @@
 //! | Tardis quotes | header `...,ask_amount,ask_price,bid_price,bid_amount` | a tick with the book; mark = mid (floor) |
 //! | Binance klines | header `open_time,...` or a numeric first field; `.zip` holding one CSV | 4 ticks: open, the high/low nearer the open, the other, close |
 
-mod decimal;
 mod kline;
 mod synthetic;
 mod tardis;
@@ -21,10 +20,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-pub use decimal::{DecimalError, Scaled, parse_scaled};
 pub use kline::bar_path;
 pub use synthetic::{Synthetic, SyntheticConfig};
 
+pub use crate::num::DecimalError;
+use crate::num::parse_scaled_rounded;
 use crate::shm::Input;
 
 /// How a replayed file maps onto the wire: its instrument id and decimals.
@@ -268,16 +268,23 @@ impl FileSource {
         if text.trim().is_empty() {
             return Ok(0);
         }
-        let s = parse_scaled(text, decimals).map_err(|source| FeedError::Field {
+        let field_err = |source| FeedError::Field {
             path: self.path.clone(),
             line: self.line,
             field: name,
             source,
+        };
+        let s = parse_scaled_rounded(text, u32::from(decimals)).map_err(field_err)?;
+        // Wire prices and quantities are i64.
+        let value = i64::try_from(s.value).map_err(|_| {
+            field_err(DecimalError::TooLarge {
+                text: text.to_string(),
+            })
         })?;
         if s.rounded {
             self.rounded += 1;
         }
-        Ok(s.value)
+        Ok(value)
     }
 
     fn need(&self, row: &csv::StringRecord, expected: usize) -> Result<(), FeedError> {
