@@ -1,6 +1,7 @@
 //! Helpers for Brink's end-to-end tests: locating binaries, the shared data folder, temp dirs.
 
 pub mod mutate;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -86,6 +86,25 @@ pub const EDGE_NUMBERS: [&str; 32] = [
     "1.000000000000000000000000000000000000001",
 ];
 
+/// Tokens every text target's dictionary includes: the punctuation of TOML and CSV, and a few
+/// characters outside ASCII.
+pub const PUNCTUATION: [&str; 14] = [
+    "\"",
+    "=",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "#",
+    "\n",
+    "\r",
+    "\t",
+    "\u{e9}",
+    "\u{fffd}",
+    "\u{1F600}",
+];
+
 /// One mutation.
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -105,7 +124,7 @@ pub enum Op {
     Duplicate { from: usize, len: usize, to: usize },
     /// Replace the `nth` number of the text with an [`EDGE_NUMBERS`] entry.
     ReplaceNumber { nth: usize, edge: usize },
-    /// Insert token `token` of the target's dictionary at `at`.
+    /// Insert token `token` of the target's dictionary (then [`PUNCTUATION`]) at `at`.
     InsertToken { at: usize, token: usize },
     /// Delete line `nth`.
     DeleteLine { nth: usize },
@@ -215,9 +234,14 @@ impl Op {
                 }
             }
             Op::InsertToken { at, token } => {
-                if let Some(k) = inside(token, tokens.len()) {
+                let all = tokens.len() + PUNCTUATION.len();
+                if let Some(k) = inside(token, all) {
+                    let t = tokens
+                        .get(k)
+                        .copied()
+                        .unwrap_or_else(|| PUNCTUATION[k - tokens.len()]);
                     let i = at_most(at, len);
-                    data.splice(i..i, tokens[k].bytes());
+                    data.splice(i..i, t.bytes());
                 }
             }
             Op::DeleteLine { nth } => {

@@ -249,15 +249,6 @@ const SCENARIO_TOKENS: &[&str] = &[
     "positions = [ { symbol = \"ETHUSDT\", qty = \"1\", entry = \"1\", mode = \"cross\" } ]\n",
     "call_level = \"1\"\n",
     "id = 18446744073709551615\n",
-    "\"",
-    "=",
-    "[",
-    "]",
-    "{",
-    "}",
-    ",",
-    "#",
-    "\u{e9}",
     "\\u0000",
 ];
 
@@ -331,13 +322,6 @@ const CONFIG_TOKENS: &[&str] = &[
     "report_every_s = 18446744073709551615\n",
     "scenario = \"\"\n",
     "path = \"/\"\n",
-    "\"",
-    "=",
-    "[",
-    "]",
-    "\u{fffd}",
-    "\u{1F600}",
-    "\t",
 ];
 
 fn config_seeds() -> Vec<Vec<u8>> {
@@ -383,6 +367,21 @@ fn fuzz_run_config() {
     assert!(ok > 0, "no mutated configuration stayed valid");
 }
 
+/// Binary mutations of `seed`, all but one in `keep_broken` passed through `fix` (which
+/// recomputes the format's checksums).
+fn checksummed(seed: Vec<u8>, fix: fn(&mut [u8]), keep_broken: u8) -> impl Strategy<Value = Bytes> {
+    (
+        inputs(vec![seed], &[], binary_op().boxed(), 12),
+        any::<u8>(),
+    )
+        .prop_map(move |(mut b, pick)| {
+            if pick % keep_broken != 0 {
+                fix(&mut b.0);
+            }
+            b
+        })
+}
+
 // ---------------------------------------------------------------------------------------------
 // bulk accounts
 
@@ -391,18 +390,9 @@ fn fuzz_bulk_loader() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (table, marks, seed) = bulk_seed(dir.path());
     let file = Path::new("/fuzz/accounts.bin");
-    // Most mutations get a fresh CRC so that they reach the records instead of stopping at the
-    // header's checksum.
-    let strategy = (
-        inputs(vec![seed], &[], binary_op().boxed(), 12),
-        any::<u8>(),
-    )
-        .prop_map(|(mut b, fix)| {
-            if fix % 4 != 0 {
-                fix_bulk_crc(&mut b.0);
-            }
-            b
-        });
+    // Three mutations in four get a fresh CRC, so that they reach the records instead of
+    // stopping at the header's checksum.
+    let strategy = checksummed(seed, fix_bulk_crc, 4);
     let (ok, _) = fuzz("bulk", strategy, |b, tally| {
         match brink::bulk::parse(&b.0, file, &table) {
             Ok(accounts) => {
@@ -431,16 +421,8 @@ fn fuzz_bulk_loader() {
 fn fuzz_journal_reader() {
     let dir = tempfile::tempdir().expect("temp dir");
     let seed = journal_seed(dir.path());
-    let strategy = (
-        inputs(vec![seed], &[], binary_op().boxed(), 12),
-        any::<u8>(),
-    )
-        .prop_map(|(mut b, fix)| {
-            if fix % 2 == 0 {
-                fix_journal_crcs(&mut b.0);
-            }
-            b
-        });
+    // Half the mutations get their frames' CRCs recomputed, to reach the frame walk.
+    let strategy = checksummed(seed, fix_journal_crcs, 2);
     let n = Cell::new(0u64);
     fuzz("journal", strategy, |b, tally| {
         let bytes = &b.0;
@@ -498,8 +480,7 @@ fn fuzz_journal_reader() {
 // file feeds
 
 const CSV_TOKENS: &[&str] = &[
-    ",", "\n", "\r", "\"", "\"\"", "-", ".", "e", "1e5", "nan", " ", "\u{feff}", "\u{e9}",
-    ",,,,,,,,",
+    "\"\"", "-", ".", "e", "1e5", "nan", " ", "\u{feff}", ",,,,,,,,",
 ];
 
 fn csv_seeds() -> Vec<Vec<u8>> {

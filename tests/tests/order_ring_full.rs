@@ -6,12 +6,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use brink::journal::{FsyncPolicy, Journal};
 use brink::shm::{Consumer, Expect, Output, Record, RingFile, RingKind, Slot};
+use brink_tests::run::RunFiles;
 use brink_tests::signal;
 use rustix::process::Signal;
 
@@ -127,60 +127,19 @@ fn wait_full(orders: &Path, consumed: u64) {
 
 #[test]
 fn a_full_order_ring_is_waited_out_and_nothing_is_dropped() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scenario_path = dir.path().join("scenario.toml");
-    std::fs::write(&scenario_path, scenario()).expect("write scenario");
-    let klines = dir.path().join("crash.csv");
-    std::fs::write(&klines, brink_tests::falling_klines(26_500, 23_500, 10)).expect("klines");
-    let (feed, orders, journal) = (
-        dir.path().join("feed.ring"),
-        dir.path().join("orders.ring"),
-        dir.path().join("orders.journal"),
-    );
-    let config = dir.path().join("brink.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = {CAPACITY}\n\
-             [journal]\npath = \"{}\"\n[accounts]\nscenario = \"{}\"\ninsurance_fund = 100000\n\
-             [topology]\nmode = \"fuse-last2\"\nwait = \"backoff\"\nring_capacity = 4\n",
-            feed.display(),
-            orders.display(),
-            journal.display(),
-            scenario_path.display()
-        ),
-    )
-    .expect("write config");
-
-    let (brink, brink_feed) = (brink_tests::bin("brink"), brink_tests::bin("brink-feed"));
-    let mut engine = Command::new(brink)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("brink run starts");
+    let klines = brink_tests::falling_klines(26_500, 23_500, 10);
+    let run = RunFiles::new(&scenario(), &klines, CAPACITY, 100_000, "ring_capacity = 4");
+    let (feed, orders) = (&run.feed, &run.orders);
+    let mut engine = run.start_engine();
     let stderr = lines_of(&mut engine);
     let mut seen = Vec::new();
-    let publisher = Command::new(brink_feed)
-        .args(["publish", "--create", "--rate", "20000", "--feed"])
-        .arg(&feed)
-        .arg("--file")
-        .arg(&klines)
-        .stdout(Stdio::null())
-        .output()
-        .expect("brink-feed publishes");
-    assert!(
-        publisher.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publisher.stderr)
-    );
+    run.publish(20_000);
 
     // First stop: nobody reads yet. The ring fills, the engine waits and warns.
-    wait_full(&orders, 0);
+    wait_full(orders, 0);
     wait_line(&stderr, &mut seen, "order ring full", 1);
     let consumer = Consumer::open(
-        &orders,
+        orders,
         Expect {
             kind: Some(RingKind::Orders),
             capacity: Some(CAPACITY),
@@ -204,13 +163,13 @@ fn a_full_order_ring_is_waited_out_and_nothing_is_dropped() {
         std::thread::sleep(Duration::from_millis(1));
     }
     wait_line(&stderr, &mut seen, "emitting resumed", 1);
-    wait_full(&orders, gateway.records.len() as u64);
+    wait_full(orders, gateway.records.len() as u64);
     wait_line(&stderr, &mut seen, "order ring full", 2);
 
     // Read on until the engine has taken the whole feed and gone quiet, then stop it (it drains
     // its rings into the order ring, which the gateway keeps reading).
     let feed_ring = RingFile::open(
-        &feed,
+        feed,
         Expect {
             kind: Some(RingKind::Feed),
             capacity: None,
@@ -268,17 +227,12 @@ fn a_full_order_ring_is_waited_out_and_nothing_is_dropped() {
     // published, and the journal holds the same decisions in the same order.
     let n = gateway.records.len() as u64;
     println!("gateway read {n} records; engine: {report}");
-    assert_eq!(published(&orders), Some(n));
+    assert_eq!(published(orders), Some(n));
     assert!(n > 4 * CAPACITY, "only {n} outputs");
     for (k, r) in gateway.records.iter().enumerate() {
         assert_eq!(r.seq(), Some(k as u64));
     }
-    let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
-    let journaled: Vec<Output> = recovery
-        .records
-        .iter()
-        .map(|b| Output::decode(&Record::from_le_bytes(b).expect("64 bytes")).expect("decodes"))
-        .collect();
+    let journaled = run.journaled();
     let read: Vec<Output> = gateway
         .records
         .iter()
