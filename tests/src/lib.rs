@@ -1,5 +1,8 @@
 //! Helpers for Brink's end-to-end tests: locating binaries, the shared data folder, temp dirs.
 
+pub mod mutate;
+pub mod run;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -70,4 +73,35 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
+}
+
+/// A Binance kline CSV (with header) falling from `from` to `to` in bars `step` wide, one minute
+/// each: open and high at the bar's top, low and close at its bottom.
+pub fn falling_klines(from: u64, to: u64, step: u64) -> String {
+    let mut csv = String::from(
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n",
+    );
+    let mut t = 1_700_000_000_000u64;
+    let mut p = from;
+    while p > to {
+        let next = p.saturating_sub(step).max(to);
+        csv.push_str(&format!(
+            "{t},{p},{p},{next},{next},0,{},0,60,0,0,0\n",
+            t + 59_999
+        ));
+        t += 60_000;
+        p = next;
+    }
+    csv
+}
+
+/// Sends `sig` to the child process `pid`.
+///
+/// Panics (test set-up failure) when the signal cannot be delivered.
+pub fn signal(pid: u32, sig: rustix::process::Signal) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .expect("a child pid is a positive i32");
+    rustix::process::kill_process(pid, sig).expect("signal delivered");
 }

@@ -3,84 +3,24 @@
 //! stops it cleanly (exit 0) with the order ring and the journal holding the same decisions.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brink::journal::{FsyncPolicy, Journal};
-use brink::shm::{Expect, Output, Record, RingFile, RingKind};
-use rustix::process::{Pid, Signal, kill_process};
-
-/// A Binance kline CSV from 26,000 down to 24,000 in 10-wide bars: through the margin-call
-/// level (25,125.6) and the liquidation price (25,100.40) of the example's account 1.
-fn crash_klines() -> String {
-    let mut csv = String::from(
-        "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n",
-    );
-    let mut t = 1_700_000_000_000u64;
-    let mut p = 26_000u64;
-    while p > 24_000 {
-        let next = p - 10;
-        csv.push_str(&format!(
-            "{t},{p},{p},{next},{next},0,{},0,60,0,0,0\n",
-            t + 59_999
-        ));
-        t += 60_000;
-        p = next;
-    }
-    csv
-}
-
-fn signal(pid: u32, sig: Signal) {
-    let pid = Pid::from_raw(pid as i32).expect("a child pid is positive");
-    kill_process(pid, sig).expect("signal delivered");
-}
+use brink::shm::{Expect, Output, RingFile, RingKind};
+use brink_tests::run::RunFiles;
+use brink_tests::signal;
+use rustix::process::Signal;
 
 #[test]
 fn run_liquidates_reports_and_stops_cleanly() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let root = brink_tests::workspace_root();
-    let klines = dir.path().join("crash.csv");
-    std::fs::write(&klines, crash_klines()).expect("write klines");
-    let (feed, orders, journal) = (
-        dir.path().join("feed.ring"),
-        dir.path().join("orders.ring"),
-        dir.path().join("orders.journal"),
-    );
-    let config = dir.path().join("brink.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
-             [accounts]\nscenario = \"{}\"\ninsurance_fund = 1000\n[topology]\nmode = \"fuse-last2\"\nwait = \"backoff\"\n",
-            feed.display(),
-            orders.display(),
-            journal.display(),
-            root.join("examples/scenario.toml").display()
-        ),
-    )
-    .expect("write config");
-
-    // Build both binaries before starting either process.
-    let (brink, brink_feed) = (brink_tests::bin("brink"), brink_tests::bin("brink-feed"));
-    let mut engine = Command::new(brink)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("brink run starts");
-    let publisher = Command::new(brink_feed)
-        .args(["publish", "--create", "--rate", "5000", "--feed"])
-        .arg(&feed)
-        .arg("--file")
-        .arg(&klines)
-        .output()
-        .expect("brink-feed publishes");
-    assert!(
-        publisher.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publisher.stderr)
-    );
+    let scenario = std::fs::read_to_string(root.join("examples/scenario.toml")).expect("example");
+    // From 26,000 down to 24,000 in 10-wide bars: through the margin-call level (25,125.6) and
+    // the liquidation price (25,100.40) of the example's account 1.
+    let klines = brink_tests::falling_klines(26_000, 24_000, 10);
+    let run = RunFiles::new(&scenario, &klines, 1024, 1000, "");
+    let orders = &run.orders;
+    let mut engine = run.start_engine();
+    run.publish(5000);
 
     // Wait for the liquidation to reach the order ring.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -89,7 +29,7 @@ fn run_liquidates_reports_and_stops_cleanly() {
         capacity: None,
     };
     let liquidated = loop {
-        let found = RingFile::open(&orders, expect).ok().is_some_and(|ring| {
+        let found = RingFile::open(orders, expect).ok().is_some_and(|ring| {
             (0..ring.header().producer_cursor).any(|pos| {
                 matches!(
                     Output::decode(&ring.read_raw(pos)),
@@ -128,18 +68,11 @@ fn run_liquidates_reports_and_stops_cleanly() {
     assert!(stdout.contains("latency report (Requested)"), "{stdout}");
     assert!(stdout.contains("stopped:"), "{stdout}");
 
-    let ring = RingFile::open(&orders, expect).expect("order ring");
+    let ring = RingFile::open(orders, expect).expect("order ring");
     let in_ring: Vec<Output> = (0..ring.header().producer_cursor)
         .map(|pos| Output::decode(&ring.read_raw(pos)).expect("decodes"))
         .collect();
-    let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
-    let journaled: Vec<Output> = recovery
-        .records
-        .iter()
-        .map(|b| {
-            Output::decode(&Record::from_le_bytes(b).expect("64-byte record")).expect("decodes")
-        })
-        .collect();
+    let journaled = run.journaled();
     assert_eq!(in_ring, journaled);
     // The long of account 1 (0.02 BTC from 50,000 on 500) is called before it is liquidated.
     let first_call = in_ring

@@ -18,9 +18,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use brink::backtest::{self, BacktestConfig, BacktestError, Outcome};
-use brink::feed::{Format, parse_scaled};
+use brink::feed::Format;
 use brink::margin::{Account, InstrumentId, Money, Price};
 use brink::matcher::MatcherConfig;
+use brink::num::decimal::parse_scaled;
 use brink::scenario::Scenario;
 use brink::shm::Input;
 
@@ -217,9 +218,8 @@ fn backtest(args: &BacktestArgs) -> Result<bool, Failure> {
         .ok_or_else(|| bad(anyhow!("instrument {instrument} is not in the scenario")))?;
     let mut config = BacktestConfig::new(instrument);
     if let Some(depth) = &args.depth {
-        let lots = parse_scaled(depth, u8::try_from(inst.qty_decimals).unwrap_or(u8::MAX))
+        let lots = parse_scaled(depth, inst.qty_decimals)
             .ok()
-            .map(|s| s.value)
             .filter(|&v| v > 0)
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| {

@@ -164,6 +164,11 @@ pub fn run(args: RunArgs) -> ExitCode {
                 summary.ingest.rejected.total(),
                 summary.emit.emitted
             );
+            println!(
+                "order ring: full {} time(s), {} ms waited for its consumer",
+                summary.emit.ring_full,
+                summary.emit.ring_wait_ns / 1_000_000
+            );
             if let Some(e) = &summary.emit.journal_error {
                 tracing::error!("the journal failed and emitting stopped: {e}");
                 return ExitCode::from(1);

@@ -19,7 +19,6 @@
 //! A Tardis row's `symbol` and a trade's `amount` are exposed too ([`FileSource::symbol`],
 //! [`FileSource::trade_qty`]).
 
-mod decimal;
 mod kline;
 mod synthetic;
 mod tardis;
@@ -28,10 +27,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-pub use decimal::{DecimalError, Scaled, parse_scaled};
 pub use kline::bar_path;
 pub use synthetic::{Synthetic, SyntheticConfig};
 
+pub use crate::num::DecimalError;
+use crate::num::parse_scaled_rounded;
 use crate::shm::Input;
 
 /// How a replayed file maps onto the wire: its instrument id and decimals.
@@ -312,16 +312,23 @@ impl FileSource {
         if text.trim().is_empty() {
             return Ok(0);
         }
-        let s = parse_scaled(text, decimals).map_err(|source| FeedError::Field {
+        let field_err = |source| FeedError::Field {
             path: self.path.clone(),
             line: self.line,
             field: name,
             source,
+        };
+        let s = parse_scaled_rounded(text, u32::from(decimals)).map_err(field_err)?;
+        // Wire prices and quantities are i64.
+        let value = i64::try_from(s.value).map_err(|_| {
+            field_err(DecimalError::TooLarge {
+                text: text.to_string(),
+            })
         })?;
         if s.rounded {
             self.rounded += 1;
         }
-        Ok(s.value)
+        Ok(value)
     }
 
     fn need(&self, row: &csv::StringRecord, expected: usize) -> Result<(), FeedError> {

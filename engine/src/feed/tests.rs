@@ -247,3 +247,31 @@ fn rows_expose_their_exchange_time_symbol_and_size() {
     let third = (close - open) / 3;
     assert_eq!(times, [open, open + third, open + 2 * third, close]);
 }
+
+/// Marks read from a Tardis trades file holding these rows under its header.
+fn trade_marks(rows: &str) -> Vec<Result<i64, String>> {
+    let dir = tempfile::tempdir().expect("dir");
+    let header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n";
+    let path = write(&dir, "t.csv", &format!("{header}{rows}"));
+    marks(FileSource::open(&path, Scaling::default()).expect("open"))
+}
+
+#[test]
+fn values_beyond_the_wire_range_or_malformed_name_their_field() {
+    // 2^63 / 100 with two decimals is i64::MAX + 1 units: beyond the wire's i64.
+    let got = trade_marks(
+        "x,BTC,1,2,10,buy,92233720368547758.08,3\n\
+         x,BTC,2,3,11,buy,92233720368547758.07,3\n\
+         x,BTC,3,4,12,buy,1e5,3\n\
+         x,BTC,4,5,13,buy,100.005,3\n",
+    );
+    let err_at = |i: usize, needles: &[&str]| {
+        got[i]
+            .as_ref()
+            .is_err_and(|e| needles.iter().all(|n| e.contains(n)))
+    };
+    assert!(err_at(0, &["line 2", "price", "too large"]), "{got:?}");
+    assert_eq!(got[1], Ok(i64::MAX));
+    assert!(err_at(2, &["line 4", "price", "not a decimal"]), "{got:?}");
+    assert_eq!(got[3], Ok(10_001));
+}

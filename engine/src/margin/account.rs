@@ -31,8 +31,9 @@ impl MarginMode {
 /// `uPnL = qty·mark − cost` is exact before its one conversion to [`Money`]. The average entry
 /// price is derived for display ([`Position::entry_price_floor`]).
 ///
-/// Invariants: `qty != 0`; `cost` has the sign of `qty` (prices are positive);
-/// `isolated_margin == 0` when `mode == Cross`, `≥ 0` when isolated.
+/// Invariants: `qty != 0` and `qty != i64::MIN` (so `|qty|` fits in `i64`); `cost` has the sign
+/// of `qty` (prices are positive); `isolated_margin == 0` when `mode == Cross`, `≥ 0` when
+/// isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     cost: i128,
@@ -53,6 +54,10 @@ impl Position {
     ) -> Result<Position, MarginError> {
         if qty.0 == 0 {
             return Err(MarginError::ZeroQty);
+        }
+        // |qty| must fit in i64: the liquidation and ADL paths work with the absolute size.
+        if qty.0 == i64::MIN {
+            return Err(MarginError::Overflow { what: "quantity" });
         }
         if entry.0 <= 0 {
             return Err(MarginError::NonPositivePrice { price: entry.0 });
@@ -347,7 +352,11 @@ impl Account {
                 .ok_or(overflow("cost"))?;
             remaining_qty += fill_sign * opened;
         }
-        let new_qty = i64::try_from(remaining_qty).map_err(|_| overflow("quantity"))?;
+        // As in `Position::open`: |qty| must fit in i64, so i64::MIN is refused too.
+        let new_qty = i64::try_from(remaining_qty)
+            .ok()
+            .filter(|q| *q != i64::MIN)
+            .ok_or(overflow("quantity"))?;
         let realised_pnl =
             Money::from_scaled_floor(realised_exact, nd).ok_or(overflow("realised PnL"))?;
         let booked = realised_pnl

@@ -28,7 +28,10 @@ pub mod wide;
 
 use fixed::types::I80F48;
 
-pub use decimal::{DecimalError, format_scaled, format_scaled_trimmed, parse_scaled};
+pub use decimal::{
+    DecimalError, Excess, Scaled, format_scaled, format_scaled_trimmed, parse_scaled,
+    parse_scaled_rounded, parse_scaled_with,
+};
 use wide::{Round, mul_div, pow10};
 
 /// A price, in units of `10^-price_decimals` of its instrument (exact, as on the wire).

@@ -130,7 +130,9 @@ pub fn parse_utc(text: &str) -> Option<i64> {
         2 => 28,
         _ => return None,
     };
-    if !(1..=days_in_month).contains(&day)
+    // Four-digit years, as RFC 3339 writes them; larger ones would overflow the arithmetic below.
+    if !(0..=9999).contains(&y)
+        || !(1..=days_in_month).contains(&day)
         || hh > 23
         || mm > 59
         || ss > 60
@@ -167,5 +169,9 @@ mod tests {
         assert_eq!(parse_utc("2026-02-29T00:00:00Z"), None);
         assert_eq!(parse_utc("2026-12-25 08:00:00"), None);
         assert_eq!(parse_utc("tomorrow"), None);
+        // Found by fuzzing: a year this large overflowed the day count.
+        assert_eq!(parse_utc("9223372036854775807-12-25T08:00:00Z"), None);
+        assert_eq!(parse_utc("10000-01-01T00:00:00Z"), None);
+        assert_eq!(parse_utc("9999-12-31T23:59:59Z"), Some(253_402_300_799));
     }
 }

@@ -4,12 +4,18 @@
 //! journal failure (for example a full file system) the stage stops emitting, counts every
 //! decision it refuses from then on, and reports the failure; nothing is published that the
 //! journal does not hold.
+//!
+//! A full order ring (its consumer, the order gateway, stopped or fell a whole ring behind) is
+//! waited out, never overwritten or dropped: the stage counts the episode
+//! ([`EmitCounters::ring_full`]) and the time waited ([`EmitCounters::ring_wait_ns`]), logs a
+//! warning naming the ring when the wait starts, and another with the time waited when the
+//! consumer made room. The records then follow in their order.
 
 use std::sync::{Arc, Mutex};
 
 use crate::journal::Journal;
 use crate::runtime::Sink;
-use crate::shm::Producer;
+use crate::shm::{Full, Producer, Record};
 use crate::telemetry::{Hop, Recorder};
 
 use super::Outbound;
@@ -27,6 +33,8 @@ pub struct EmitCounters {
     pub journal_error: Option<String>,
     /// Nanoseconds spent waiting for room in the order ring.
     pub ring_wait_ns: u64,
+    /// Times a record found the order ring full and waited for its consumer.
+    pub ring_full: u64,
 }
 
 /// Journal + order ring writer; see the module docs.
@@ -67,6 +75,36 @@ impl EmitSink {
     }
 }
 
+impl EmitSink {
+    /// Publishes `record` into a full order ring: warns, waits for the consumer to make room
+    /// (counted), and says when it did. Nothing is dropped; off the hot path by definition.
+    fn wait_for_room(&mut self, record: Record) {
+        self.counters.ring_full += 1;
+        let h = self.producer.ring().header();
+        let ring = self.producer.ring().path().display().to_string();
+        tracing::warn!(
+            ring = %ring,
+            capacity = h.capacity,
+            published = h.producer_cursor,
+            consumed = h.consumer_cursor,
+            consumer_pid = h.consumer_pid,
+            episode = self.counters.ring_full,
+            "order ring full: waiting for its consumer to read (nothing is dropped)"
+        );
+        // Live views (brink status, tests) see the wait while it lasts.
+        self.publish();
+        let before_ns = self.producer.wait_ns();
+        self.producer.push(record);
+        let waited_ms = self.producer.wait_ns().saturating_sub(before_ns) / 1_000_000;
+        tracing::warn!(
+            ring = %ring,
+            waited_ms,
+            episode = self.counters.ring_full,
+            "order ring has room again: emitting resumed"
+        );
+    }
+}
+
 impl Sink for EmitSink {
     type In = Outbound;
 
@@ -87,7 +125,9 @@ impl Sink for EmitSink {
             self.publish();
             return;
         }
-        self.producer.push(record);
+        if let Err(Full(record)) = self.producer.try_push(record) {
+            self.wait_for_room(record);
+        }
         self.counters.emitted += 1;
         let kind = usize::from(
             record
