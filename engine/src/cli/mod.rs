@@ -35,6 +35,11 @@ enum Command {
 }
 
 impl Cli {
+    /// Whether the command is `brink run` (the long-lived engine).
+    pub fn is_run(&self) -> bool {
+        matches!(self.command, Command::Run(_))
+    }
+
     /// Runs the chosen subcommand and maps its outcome to the documented exit codes:
     /// 0 success, 2 configuration or input error, 1 any other fatal error.
     pub fn run(self) -> ExitCode {

@@ -32,7 +32,6 @@ pub struct RunArgs {
 
 /// Runs `brink run`.
 pub fn run(args: RunArgs) -> ExitCode {
-    brink::ops::init_logging();
     let config = match RunConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

@@ -29,12 +29,14 @@ pub use control::{RiskControl, RiskGauges};
 pub use status::{Liveness, RingStatus, StatusFile, status_path};
 pub use watch::{OpsConfig, OpsThread, counters_text};
 
-/// Sends `tracing` events to stderr, one line each, filtered by `BRINK_LOG` (default `info`).
+/// Sends `tracing` events to stderr, one line each, filtered by `BRINK_LOG` (else `RUST_LOG`,
+/// else `default_filter`).
 /// Does nothing when a subscriber is already set.
-pub fn init_logging() {
+pub fn init_logging(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRINK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
