@@ -6,6 +6,15 @@
 //! order gateway would be: it publishes the price path as ticks at a paced rate, reads the
 //! engine's liquidation orders, fills them against the book of the last tick it published, and
 //! publishes those fills into the feed, where they reach the engine on the path real fills take.
+//! `brink bench` runs the same venue over a longer stretch of the path.
+//!
+//! ## Stamps: the time a record was due
+//! The venue publishes tick `k` at `start + k/rate` ([`Pace`]) and stamps it with that *due*
+//! time, not with the time it managed to write it. A venue that falls behind (descheduled, or
+//! waiting on a full feed ring) then shows its lateness as latency in the engine's `feed` and
+//! `e2e` hops instead of hiding it (no coordinated omission). A fill is stamped with the time it
+//! was written, but never later than the next tick's due time, so stamps stay in order (the
+//! ingest stage refuses a stamp older than the instrument's previous one).
 
 use std::path::Path;
 use std::time::Duration;
@@ -79,6 +88,43 @@ pub fn price_path(dir: &Path, steps: u32) -> Result<Vec<i64>, FeedError> {
     Ok(path)
 }
 
+/// A paced schedule: record `k` is due at `start_ns + k·10^9/rate` ns (CLOCK_MONOTONIC).
+///
+/// Invariant: `period_ns` is finite and `>= 0` (0: every record is due at the start, i.e. as
+/// fast as possible).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    start_ns: u64,
+    period_ns: f64,
+}
+
+impl Pace {
+    /// A schedule starting at `start_ns` at `rate_per_s` records per second; a rate that is not
+    /// a positive finite number means no pacing.
+    pub fn new(start_ns: u64, rate_per_s: f64) -> Pace {
+        let period_ns = if rate_per_s.is_finite() && rate_per_s > 0.0 {
+            1e9 / rate_per_s
+        } else {
+            0.0
+        };
+        Pace {
+            start_ns,
+            period_ns,
+        }
+    }
+
+    /// When record `k` is due. Non-decreasing in `k` (saturates at `u64::MAX`).
+    pub fn due_ns(&self, k: u64) -> u64 {
+        // f64 → u64 saturates; the product is monotone in k, so is the schedule.
+        self.start_ns
+            .saturating_add((k as f64 * self.period_ns) as u64)
+    }
+}
+
+/// A tick written more than this long after its due time counts as late in
+/// [`VenueSummary::late_ticks`].
+pub const LATE_NS: u64 = 100_000;
+
 /// What the venue did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VenueSummary {
@@ -90,10 +136,61 @@ pub struct VenueSummary {
     pub fills: u64,
     /// Orders left unfilled (the book was beyond their limit).
     pub unfilled: u64,
+    /// Largest delay between a tick's due time and its writing, ns.
+    pub max_late_ns: u64,
+    /// Ticks written more than [`LATE_NS`] after their due time.
+    pub late_ticks: u64,
+    /// Time spent waiting on a full feed ring, ns.
+    pub wait_ns: u64,
+}
+
+impl VenueSummary {
+    /// One line of numbers, as the venue process prints it for its parent.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}",
+            self.ticks,
+            self.orders,
+            self.fills,
+            self.unfilled,
+            self.max_late_ns,
+            self.late_ticks,
+            self.wait_ns
+        )
+    }
+
+    /// Reads a line written by [`VenueSummary::to_line`]; `None` if it is not one.
+    pub fn parse_line(text: &str) -> Option<VenueSummary> {
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .map(|w| w.parse().ok())
+            .collect::<Option<_>>()?;
+        match v[..] {
+            [
+                ticks,
+                orders,
+                fills,
+                unfilled,
+                max_late_ns,
+                late_ticks,
+                wait_ns,
+            ] => Some(VenueSummary {
+                ticks,
+                orders,
+                fills,
+                unfilled,
+                max_late_ns,
+                late_ticks,
+                wait_ns,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the venue: creates the feed ring, attaches to the engine's order ring, publishes `path`
-/// at `rate` ticks per second, fills orders, and closes the feed after a quiet `grace`.
+/// at `rate` ticks per second, each tick stamped with its due time (see the module docs), fills
+/// orders, and closes the feed after a quiet `grace`.
 pub fn run_venue(
     feed: &Path,
     orders: &Path,
@@ -104,14 +201,24 @@ pub fn run_venue(
     let mut producer = Producer::create(feed, RingKind::Feed, 1 << 16)?;
     let mut consumer = open_orders(orders)?;
     let mut summary = VenueSummary::default();
-    let period_ns = if rate > 0.0 { 1e9 / rate } else { 0.0 };
-    let start = clock::now_ns();
+    let pace = Pace::new(clock::now_ns(), rate);
     let mut book = Tick::default();
+    let mut stamps = Stamps::default();
     for (k, &price) in path.iter().enumerate() {
-        let deadline = start + (k as f64 * period_ns) as u64;
-        while clock::now_ns() < deadline {
-            drain_orders(&mut consumer, &mut producer, &book, &mut summary);
+        let due = pace.due_ns(k as u64);
+        // Fills written while waiting for tick k are stamped no later than its due time.
+        stamps.cap = due;
+        let mut now = clock::now_ns();
+        while now < due {
+            drain_orders(
+                &mut consumer,
+                &mut producer,
+                &book,
+                &mut stamps,
+                &mut summary,
+            );
             std::hint::spin_loop();
+            now = clock::now_ns();
         }
         book = Tick {
             instrument: 0,
@@ -122,20 +229,58 @@ pub fn run_venue(
             bid_qty: DEPTH_LOTS,
             ask_qty: DEPTH_LOTS,
         };
-        producer.push(Input::Tick(book).encode());
+        producer.push_at(Input::Tick(book).encode(), due);
+        stamps.last = due;
+        let late = now - due;
+        summary.max_late_ns = summary.max_late_ns.max(late);
+        summary.late_ticks += u64::from(late > LATE_NS);
         summary.ticks += 1;
-        drain_orders(&mut consumer, &mut producer, &book, &mut summary);
+        stamps.cap = pace.due_ns(k as u64 + 1);
+        drain_orders(
+            &mut consumer,
+            &mut producer,
+            &book,
+            &mut stamps,
+            &mut summary,
+        );
     }
     // Answer the orders the last ticks caused, then close the feed.
+    stamps.cap = u64::MAX;
     let mut quiet_since = clock::now_ns();
     while clock::now_ns() - quiet_since < grace.as_nanos() as u64 {
-        if drain_orders(&mut consumer, &mut producer, &book, &mut summary) > 0 {
+        if drain_orders(
+            &mut consumer,
+            &mut producer,
+            &book,
+            &mut stamps,
+            &mut summary,
+        ) > 0
+        {
             quiet_since = clock::now_ns();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    summary.wait_ns = producer.wait_ns();
     producer.close();
     Ok(summary)
+}
+
+/// The venue's stamp bounds for fills.
+///
+/// Invariant: `last` is the largest stamp published so far; a fill gets
+/// `max(last, min(now, cap))`, so stamps never decrease.
+#[derive(Debug, Default)]
+struct Stamps {
+    last: u64,
+    cap: u64,
+}
+
+impl Stamps {
+    fn fill_stamp(&mut self) -> u64 {
+        let ns = clock::now_ns().min(self.cap).max(self.last);
+        self.last = ns;
+        ns
+    }
 }
 
 fn open_orders(path: &Path) -> Result<Consumer, ShmError> {
@@ -162,6 +307,7 @@ fn drain_orders(
     consumer: &mut Consumer,
     producer: &mut Producer,
     book: &Tick,
+    stamps: &mut Stamps,
     summary: &mut VenueSummary,
 ) -> usize {
     let mut read = 0;
@@ -184,7 +330,8 @@ fn drain_orders(
             Side::Sell => -order.qty,
             Side::Buy => order.qty,
         };
-        producer.push(
+        let stamp = stamps.fill_stamp();
+        producer.push_at(
             Input::Fill(shm::Fill {
                 account: order.account,
                 instrument: order.instrument,
@@ -194,6 +341,7 @@ fn drain_orders(
                 liquidation_order_id: order.order_id,
             })
             .encode(),
+            stamp,
         );
         summary.fills += 1;
     }
@@ -201,4 +349,78 @@ fn drain_orders(
         consumer.release();
     }
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_start_plus_k_periods_and_never_goes_back() {
+        let pace = Pace::new(1_000, 1_000_000.0);
+        assert_eq!(pace.due_ns(0), 1_000);
+        assert_eq!(pace.due_ns(1), 2_000);
+        assert_eq!(pace.due_ns(10_000_000), 1_000 + 10_000_000_000);
+        let odd = Pace::new(7, 3.0);
+        assert_eq!(odd.due_ns(3), 7 + 1_000_000_000);
+        let mut last = 0;
+        for k in 0..100_000 {
+            let due = odd.due_ns(k);
+            assert!(due >= last, "k = {k}");
+            last = due;
+        }
+    }
+
+    #[test]
+    fn no_rate_means_everything_is_due_at_once() {
+        for rate in [0.0, -5.0, f64::NAN, f64::INFINITY] {
+            let pace = Pace::new(42, rate);
+            assert_eq!(pace.due_ns(0), 42);
+            assert_eq!(pace.due_ns(1 << 40), 42, "{rate}");
+        }
+        assert_eq!(Pace::new(u64::MAX - 1, 1.0).due_ns(5), u64::MAX);
+    }
+
+    #[test]
+    fn fill_stamps_stay_between_the_last_stamp_and_the_next_due_time() {
+        let now = clock::now_ns();
+        let mut stamps = Stamps {
+            last: now + 1_000_000_000,
+            cap: u64::MAX,
+        };
+        assert_eq!(
+            stamps.fill_stamp(),
+            now + 1_000_000_000,
+            "never before the last"
+        );
+        stamps.last = 0;
+        stamps.cap = 5;
+        assert_eq!(
+            stamps.fill_stamp(),
+            5,
+            "never after the next tick's due time"
+        );
+        stamps.cap = u64::MAX;
+        let s = stamps.fill_stamp();
+        assert!(
+            s >= now && s <= clock::now_ns(),
+            "otherwise the time of writing"
+        );
+    }
+
+    #[test]
+    fn the_venue_summary_line_round_trips() {
+        let v = VenueSummary {
+            ticks: 1,
+            orders: 2,
+            fills: 3,
+            unfilled: 4,
+            max_late_ns: 5,
+            late_ticks: 6,
+            wait_ns: 7,
+        };
+        assert_eq!(VenueSummary::parse_line(&v.to_line()), Some(v));
+        assert_eq!(VenueSummary::parse_line("1 2 3 4"), None);
+        assert_eq!(VenueSummary::parse_line("1 2 3 4 5 6 x"), None);
+    }
 }

@@ -82,10 +82,7 @@ fn venue(args: &DemoArgs) -> Result<()> {
     let dir = feed.parent().unwrap_or(Path::new("."));
     let path = demo::price_path(dir, args.steps)?;
     let summary = demo::run_venue(feed, orders, &path, args.rate, Duration::from_millis(300))?;
-    println!(
-        "{} {} {} {}",
-        summary.ticks, summary.orders, summary.fills, summary.unfilled
-    );
+    println!("{}", summary.to_line());
     Ok(())
 }
 
@@ -210,7 +207,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let elapsed = run_started.elapsed();
     let venue_out = venue.wait_with_output().context("waiting for the venue")?;
     let summary = summary?;
-    let venue = parse_venue(&String::from_utf8_lossy(&venue_out.stdout));
+    let venue = VenueSummary::parse_line(&String::from_utf8_lossy(&venue_out.stdout));
 
     let engine = summary
         .engine
@@ -239,6 +236,12 @@ fn demo(args: &DemoArgs) -> Result<()> {
         println!(
             "venue                  {} ticks, {} orders, {} fills, {} unfilled",
             v.ticks, v.orders, v.fills, v.unfilled
+        );
+        println!(
+            "venue lateness         max {} after a tick's due time, {} ticks later than {}",
+            brink::telemetry::format_ns(v.max_late_ns),
+            v.late_ticks,
+            brink::telemetry::format_ns(demo::LATE_NS)
         );
     }
     println!(
@@ -280,22 +283,6 @@ fn total_wallets(engine: &RiskEngine) -> Money {
             })
         })
         .fold(Money::ZERO, |m, w| m.checked_add(w).unwrap_or(m))
-}
-
-fn parse_venue(text: &str) -> Option<VenueSummary> {
-    let v: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match v[..] {
-        [ticks, orders, fills, unfilled] => Some(VenueSummary {
-            ticks,
-            orders,
-            fills,
-            unfilled,
-        }),
-        _ => None,
-    }
 }
 
 fn spawn_progress(
