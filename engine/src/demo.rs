@@ -201,6 +201,7 @@ pub fn run_venue(
     let mut producer = Producer::create(feed, RingKind::Feed, 1 << 16)?;
     let mut consumer = open_orders(orders)?;
     let mut summary = VenueSummary::default();
+    wait_for_reader(&producer, Duration::from_secs(10));
     let pace = Pace::new(clock::now_ns(), rate);
     let mut book = Tick::default();
     let mut stamps = Stamps::default();
@@ -217,7 +218,13 @@ pub fn run_venue(
                 &mut stamps,
                 &mut summary,
             );
-            std::hint::spin_loop();
+            if due - now > YIELD_AHEAD_NS {
+                // Far from the next tick: let the engine's threads have the core (on a machine
+                // with fewer cores than threads they share it).
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
             now = clock::now_ns();
         }
         book = Tick {
@@ -280,6 +287,19 @@ impl Stamps {
         let ns = clock::now_ns().min(self.cap).max(self.last);
         self.last = ns;
         ns
+    }
+}
+
+/// While the next tick is further away than this, the waiting venue yields its core instead of
+/// spinning.
+const YIELD_AHEAD_NS: u64 = 20_000;
+
+/// Waits until a consumer has opened the feed ring (or `limit` passed), so that the paced
+/// schedule starts when someone reads it rather than counting the engine's start-up as latency.
+fn wait_for_reader(producer: &Producer, limit: Duration) {
+    let started = std::time::Instant::now();
+    while producer.ring().header().consumer_pid == 0 && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 

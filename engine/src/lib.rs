@@ -30,6 +30,7 @@
 //! - [`risk`]: the risk stage: margin units, their state machine, safe bands, decisions.
 //! - [`scenario`]: the TOML scenario format.
 //! - [`bulk`]: the compact bulk accounts format.
+//! - [`bench`]: what `brink bench` reports: the run, the channel baseline, ratios, JSON.
 //! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
 //!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
@@ -37,6 +38,7 @@
 //! - [`matcher`]: a built-in matcher for tests, demos and backtests: fills liquidation orders
 //!   against the latest tick's best levels.
 
+pub mod bench;
 pub mod bulk;
 pub mod clock;
 pub mod config;

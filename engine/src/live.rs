@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::ingest::{Ingest, IngestConfig, IngestCounters, IngestError};
 use crate::journal::{FsyncPolicy, Journal, JournalError};
 use crate::risk::{RiskCounters, RiskEngine};
-use crate::runtime::{Pipeline, RuntimeError, StopSignal, TopologyPlan};
+use crate::runtime::{LinkKind, Pipeline, RuntimeError, StopSignal, TopologyPlan};
 use crate::shm::{Producer, RingKind, ShmError};
 use crate::stages::{EmitCounters, EmitSink, IngestSource, RiskStage};
 use crate::telemetry::{
@@ -111,6 +111,31 @@ pub fn run(
     report_request: ReportRequest,
     on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
 ) -> Result<LiveSummary, LiveError> {
+    run_on(
+        config,
+        LinkKind::Ring,
+        engine,
+        plan,
+        stop,
+        counters,
+        report_request,
+        on_report,
+    )
+}
+
+/// As [`run`], with the stages connected by `links` (`brink bench --baseline` runs the same
+/// engine over [`LinkKind::Channel`] to measure the rings against it).
+#[allow(clippy::too_many_arguments)]
+pub fn run_on(
+    config: &LiveConfig,
+    links: LinkKind,
+    engine: RiskEngine,
+    plan: &TopologyPlan,
+    stop: StopSignal,
+    counters: &LiveCounters,
+    report_request: ReportRequest,
+    on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
+) -> Result<LiveSummary, LiveError> {
     let producer = Producer::create(&config.orders, RingKind::Orders, config.orders_capacity)
         .map_err(|source| LiveError::Orders {
             path: config.orders.clone(),
@@ -149,6 +174,7 @@ pub fn run(
     let handle = Pipeline::new(source, stage, sink)
         .names(["ingest", "risk", "emit"])
         .ring_capacity(config.ring_capacity)
+        .links(links)
         .stop_signal(stop)
         .launch(plan)?;
     let outcome = handle.join();

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod risk;
 mod run;
@@ -18,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure the engine's latency per hop under a paced publisher in another process.
+    Bench(bench::BenchArgs),
     /// Run the whole procedure on the embedded BTCUSDT 2025-10-10 crash path (no set-up needed).
     Demo(demo::DemoArgs),
     /// Print the cores this process may run on and the topology `auto` would choose.
@@ -39,6 +42,7 @@ impl Cli {
                 ExitCode::SUCCESS
             }
             Command::Risk(args) => risk::run(args),
+            Command::Bench(args) => bench::run(args),
             Command::Demo(args) => demo::run(args),
             Command::Run(args) => run::run(args),
         }
