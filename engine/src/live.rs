@@ -146,9 +146,27 @@ pub fn run_on(
 
     let mut collector = Collector::new()?;
     use crate::telemetry::Hop;
+    // A hand-off between fused stages is a direct call, not a queue: that hop is not reported.
+    use crate::runtime::Topology;
+    let (ingest_risk, risk_emit) = match plan.topology {
+        Topology::Threads3 => (true, true),
+        Topology::FuseFirst2 => (false, true),
+        Topology::FuseLast2 => (true, false),
+        Topology::Fused1 => (false, false),
+    };
+    let risk_hops: &[Hop] = if ingest_risk {
+        &[Hop::IngestRisk, Hop::Risk]
+    } else {
+        &[Hop::Risk]
+    };
+    let emit_hops: &[Hop] = if risk_emit {
+        &[Hop::RiskEmit, Hop::Emit, Hop::E2e]
+    } else {
+        &[Hop::Emit, Hop::E2e]
+    };
     let ingest_rec = collector.recorder("ingest", HopSet::of(&[Hop::Feed]))?;
-    let risk_rec = collector.recorder("risk", HopSet::of(&[Hop::IngestRisk, Hop::Risk]))?;
-    let emit_rec = collector.recorder("emit", HopSet::of(&[Hop::RiskEmit, Hop::Emit, Hop::E2e]))?;
+    let risk_rec = collector.recorder("risk", HopSet::of(risk_hops))?;
+    let emit_rec = collector.recorder("emit", HopSet::of(emit_hops))?;
     let telemetry_stop = Arc::new(AtomicBool::new(false));
     let telemetry = collector.spawn(
         config.telemetry.clone(),
