@@ -16,13 +16,14 @@
 //! was written, but never later than the next tick's due time, so stamps stay in order (the
 //! ingest stage refuses a stamp older than the instrument's previous one).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::clock;
 use crate::feed::{FeedError, FileSource, Scaling};
 use crate::shm::{
-    self, Consumer, Expect, Input, Output, Producer, RingKind, ShmError, Side, Slot, Tick,
+    self, Consumer, Expect, Input, Output, Producer, Record, RingKind, ShmError, Side, Slot, Tick,
 };
 
 /// The demo's instrument: BTCUSDT with Binance's published March-2021 maintenance tiers.
@@ -191,6 +192,10 @@ impl VenueSummary {
 /// Runs the venue: creates the feed ring, attaches to the engine's order ring, publishes `path`
 /// at `rate` ticks per second, each tick stamped with its due time (see the module docs), fills
 /// orders, and closes the feed after a quiet `grace`.
+///
+/// The venue never blocks on a full feed ring while orders wait to be read: the engine may itself
+/// be waiting for room in the order ring, and each would wait for the other forever. It keeps
+/// reading orders (queueing their fills) until the feed has room.
 pub fn run_venue(
     feed: &Path,
     orders: &Path,
@@ -198,26 +203,25 @@ pub fn run_venue(
     rate: f64,
     grace: Duration,
 ) -> Result<VenueSummary, ShmError> {
-    let mut producer = Producer::create(feed, RingKind::Feed, 1 << 16)?;
-    let mut consumer = open_orders(orders)?;
-    let mut summary = VenueSummary::default();
+    let producer = Producer::create(feed, RingKind::Feed, 1 << 16)?;
+    let consumer = open_orders(orders)?;
     wait_for_reader(&producer, Duration::from_secs(10));
+    let mut venue = Venue {
+        producer,
+        consumer,
+        book: Tick::default(),
+        stamps: Stamps::default(),
+        pending: VecDeque::new(),
+        summary: VenueSummary::default(),
+    };
     let pace = Pace::new(clock::now_ns(), rate);
-    let mut book = Tick::default();
-    let mut stamps = Stamps::default();
     for (k, &price) in path.iter().enumerate() {
         let due = pace.due_ns(k as u64);
         // Fills written while waiting for tick k are stamped no later than its due time.
-        stamps.cap = due;
+        venue.stamps.cap = due;
         let mut now = clock::now_ns();
         while now < due {
-            drain_orders(
-                &mut consumer,
-                &mut producer,
-                &book,
-                &mut stamps,
-                &mut summary,
-            );
+            venue.pump();
             if due - now > YIELD_AHEAD_NS {
                 // Far from the next tick: let the engine's threads have the core (on a machine
                 // with fewer cores than threads they share it).
@@ -227,49 +231,99 @@ pub fn run_venue(
             }
             now = clock::now_ns();
         }
-        book = Tick {
-            instrument: 0,
-            mark_px: price,
-            index_px: price,
-            bid_px: price,
-            ask_px: price,
-            bid_qty: DEPTH_LOTS,
-            ask_qty: DEPTH_LOTS,
-        };
-        producer.push_at(Input::Tick(book).encode(), due);
-        stamps.last = due;
         let late = now - due;
-        summary.max_late_ns = summary.max_late_ns.max(late);
-        summary.late_ticks += u64::from(late > LATE_NS);
-        summary.ticks += 1;
-        stamps.cap = pace.due_ns(k as u64 + 1);
-        drain_orders(
-            &mut consumer,
-            &mut producer,
-            &book,
-            &mut stamps,
-            &mut summary,
+        venue.summary.max_late_ns = venue.summary.max_late_ns.max(late);
+        venue.summary.late_ticks += u64::from(late > LATE_NS);
+        venue.publish_tick(
+            Tick {
+                instrument: 0,
+                mark_px: price,
+                index_px: price,
+                bid_px: price,
+                ask_px: price,
+                bid_qty: DEPTH_LOTS,
+                ask_qty: DEPTH_LOTS,
+            },
+            due,
         );
+        venue.stamps.cap = pace.due_ns(k as u64 + 1);
+        venue.pump();
     }
     // Answer the orders the last ticks caused, then close the feed.
-    stamps.cap = u64::MAX;
+    venue.stamps.cap = u64::MAX;
     let mut quiet_since = clock::now_ns();
-    while clock::now_ns() - quiet_since < grace.as_nanos() as u64 {
-        if drain_orders(
-            &mut consumer,
-            &mut producer,
-            &book,
-            &mut stamps,
-            &mut summary,
-        ) > 0
-        {
+    while clock::now_ns() - quiet_since < grace.as_nanos() as u64 || !venue.pending.is_empty() {
+        if venue.pump() > 0 {
             quiet_since = clock::now_ns();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    summary.wait_ns = producer.wait_ns();
+    let Venue {
+        producer,
+        mut summary,
+        ..
+    } = venue;
+    summary.wait_ns += producer.wait_ns();
     producer.close();
     Ok(summary)
+}
+
+/// The venue's state while it runs.
+///
+/// Invariant: `pending` holds fills (in order) read from orders but not yet published; they are
+/// published before the next tick whenever the feed ring has room.
+struct Venue {
+    producer: Producer,
+    consumer: Consumer,
+    /// The last tick published: the book orders are filled against.
+    book: Tick,
+    stamps: Stamps,
+    pending: VecDeque<Record>,
+    summary: VenueSummary,
+}
+
+impl Venue {
+    /// Reads the orders published so far (queueing their fills), then publishes as many queued
+    /// fills as the feed ring has room for. Returns how many order records it read.
+    fn pump(&mut self) -> usize {
+        let read = drain_orders(
+            &mut self.consumer,
+            &self.book,
+            &mut self.pending,
+            &mut self.summary,
+        );
+        while let Some(&fill) = self.pending.front() {
+            let stamp = self.stamps.fill_stamp();
+            if self.producer.try_push_at(fill, stamp).is_err() {
+                break;
+            }
+            self.stamps.last = stamp;
+            self.pending.pop_front();
+            self.summary.fills += 1;
+        }
+        read
+    }
+
+    /// Publishes `tick` stamped `due` once the feed ring has room, after the fills queued
+    /// before it; reads orders while it waits. The wait is added to `summary.wait_ns`.
+    fn publish_tick(&mut self, tick: Tick, due: u64) {
+        let record = Input::Tick(tick).encode();
+        let mut waiting_since = None;
+        loop {
+            self.pump();
+            if self.pending.is_empty() && self.producer.try_push_at(record, due).is_ok() {
+                break;
+            }
+            waiting_since.get_or_insert_with(clock::now_ns);
+            std::thread::yield_now();
+        }
+        if let Some(since) = waiting_since {
+            self.summary.wait_ns += clock::now_ns().saturating_sub(since);
+        }
+        self.stamps.last = self.stamps.last.max(due);
+        self.book = tick;
+        self.summary.ticks += 1;
+    }
 }
 
 /// The venue's stamp bounds for fills.
@@ -283,10 +337,9 @@ struct Stamps {
 }
 
 impl Stamps {
-    fn fill_stamp(&mut self) -> u64 {
-        let ns = clock::now_ns().min(self.cap).max(self.last);
-        self.last = ns;
-        ns
+    /// The stamp for a fill written now (the caller sets `last` once it is published).
+    fn fill_stamp(&self) -> u64 {
+        clock::now_ns().min(self.cap).max(self.last)
     }
 }
 
@@ -322,12 +375,12 @@ fn open_orders(path: &Path) -> Result<Consumer, ShmError> {
 }
 
 /// Reads every order published so far and answers each liquidation order with a fill at the
-/// best level, when the level is not beyond the order's limit. Returns how many records it read.
+/// best level of `book`, when the level is not beyond the order's limit; fills are queued in
+/// `pending`. Returns how many records it read.
 fn drain_orders(
     consumer: &mut Consumer,
-    producer: &mut Producer,
     book: &Tick,
-    stamps: &mut Stamps,
+    pending: &mut VecDeque<Record>,
     summary: &mut VenueSummary,
 ) -> usize {
     let mut read = 0;
@@ -350,8 +403,7 @@ fn drain_orders(
             Side::Sell => -order.qty,
             Side::Buy => order.qty,
         };
-        let stamp = stamps.fill_stamp();
-        producer.push_at(
+        pending.push_back(
             Input::Fill(shm::Fill {
                 account: order.account,
                 instrument: order.instrument,
@@ -361,9 +413,7 @@ fn drain_orders(
                 liquidation_order_id: order.order_id,
             })
             .encode(),
-            stamp,
         );
-        summary.fills += 1;
     }
     if read > 0 {
         consumer.release();
