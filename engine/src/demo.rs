@@ -135,7 +135,8 @@ pub struct VenueSummary {
     pub orders: u64,
     /// Fills published.
     pub fills: u64,
-    /// Orders left unfilled (the book was beyond their limit).
+    /// Orders left unfilled (the book was beyond their limit, or the order came after the feed
+    /// closed).
     pub unfilled: u64,
     /// Largest delay between a tick's due time and its writing, ns.
     pub max_late_ns: u64,
@@ -191,7 +192,8 @@ impl VenueSummary {
 
 /// Runs the venue: creates the feed ring, attaches to the engine's order ring, publishes `path`
 /// at `rate` ticks per second, each tick stamped with its due time (see the module docs), fills
-/// orders, and closes the feed after a quiet `grace`.
+/// orders, closes the feed once the engine has read all of it and `grace` passed without an
+/// order, and returns when the engine's order-ring heartbeat has stopped.
 ///
 /// The venue never blocks on a full feed ring while orders wait to be read: the engine may itself
 /// be waiting for room in the order ring, and each would wait for the other forever. It keeps
@@ -249,24 +251,51 @@ pub fn run_venue(
         venue.stamps.cap = pace.due_ns(k as u64 + 1);
         venue.pump();
     }
-    // Answer the orders the last ticks caused, then close the feed.
+    // Answer the orders the last ticks caused: until the engine has read the whole feed, every
+    // queued fill is out, and no order came for `grace`. Then close the feed.
     venue.stamps.cap = u64::MAX;
     let mut quiet_since = clock::now_ns();
-    while clock::now_ns() - quiet_since < grace.as_nanos() as u64 || !venue.pending.is_empty() {
+    loop {
         if venue.pump() > 0 {
             quiet_since = clock::now_ns();
+        }
+        let read_all = venue.producer.ring().header().consumer_cursor >= venue.producer.published();
+        if read_all
+            && venue.pending.is_empty()
+            && clock::now_ns() - quiet_since >= grace.as_nanos() as u64
+        {
+            break;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     let Venue {
         producer,
+        mut consumer,
+        book,
+        mut pending,
         mut summary,
         ..
     } = venue;
     summary.wait_ns += producer.wait_ns();
     producer.close();
+    // The engine drains and stops once it sees the feed closed; until then it may still emit
+    // orders, and it would wait forever on a full order ring nobody reads. Keep reading (those
+    // orders go unanswered) until its heartbeat stops.
+    loop {
+        let read = drain_orders(&mut consumer, &book, &mut pending, &mut summary);
+        summary.unfilled += pending.len() as u64;
+        pending.clear();
+        let beat = consumer.ring().header().producer_heartbeat_ns;
+        if read == 0 && clock::now_ns().saturating_sub(beat) > ENGINE_GONE_NS {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     Ok(summary)
 }
+
+/// An order ring whose producer heartbeat is older than this belongs to an engine that stopped.
+const ENGINE_GONE_NS: u64 = 2_000_000_000;
 
 /// The venue's state while it runs.
 ///

@@ -35,6 +35,10 @@ use clap::Args;
 
 use super::demo::{demo_engine, live_config, plan_for, work_dir};
 
+/// How long the venue keeps answering orders after the engine has read the whole feed and gone
+/// quiet, before it closes the feed (the risk stage may still be working through its queue).
+const VENUE_GRACE: Duration = Duration::from_secs(1);
+
 /// Largest R·D accepted: the venue holds the whole path in memory (8 bytes a tick).
 const MAX_TICKS: u64 = 200_000_000;
 
@@ -147,7 +151,7 @@ fn venue(args: &BenchArgs) -> Result<()> {
     };
     let dir = feed.parent().unwrap_or(Path::new("."));
     let path = bench_path(dir, ticks(args))?;
-    let summary = demo::run_venue(feed, orders, &path, args.rate, Duration::from_millis(300))?;
+    let summary = demo::run_venue(feed, orders, &path, args.rate, VENUE_GRACE)?;
     println!("{}", summary.to_line());
     Ok(())
 }
