@@ -522,4 +522,95 @@ mod tests {
         assert_eq!(VenueSummary::parse_line("1 2 3 4"), None);
         assert_eq!(VenueSummary::parse_line("1 2 3 4 5 6 x"), None);
     }
+
+    /// The engine blocked on a full order ring while the venue is blocked on a full feed ring
+    /// would wait for each other forever: the venue must keep reading orders while the feed is
+    /// full, and still publish every tick and every fill once the engine reads the feed.
+    #[test]
+    fn a_full_feed_never_stops_the_venue_reading_orders() {
+        const TICKS: usize = (1 << 16) + 500;
+        const ORDERS: u64 = 20;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feed = dir.path().join("feed.ring");
+        let orders = dir.path().join("orders.ring");
+        let mut engine_out = Producer::create(&orders, RingKind::Orders, 4).expect("orders ring");
+        let venue = {
+            let (feed, orders) = (feed.clone(), orders.clone());
+            std::thread::spawn(move || {
+                let path = vec![10_000_i64; TICKS];
+                run_venue(&feed, &orders, &path, 0.0, Duration::from_millis(20))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut engine_in = loop {
+            if let Ok(c) = Consumer::open(&feed, Expect::default()) {
+                break c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the venue made no feed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // Let the venue fill the feed ring while nobody reads it.
+        while engine_in.ring().header().producer_cursor < 1 << 16 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the feed never filled"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Now the order ring (4 slots) only takes 20 orders if the venue keeps reading it.
+        for id in 0..ORDERS {
+            let mut record = Output::Liquidation(shm::Liquidation {
+                order_id: id + 1,
+                account: id + 1,
+                instrument: 0,
+                side: Side::Sell,
+                qty: 1,
+                limit_px: 1,
+                input_seq: 0,
+            })
+            .encode();
+            loop {
+                match engine_out.try_push(record) {
+                    Ok(_) => break,
+                    Err(shm::Full(r)) => record = r,
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the venue stopped reading orders while its feed was full"
+                );
+                std::thread::yield_now();
+            }
+        }
+        // Read the whole feed, keeping the order ring's heartbeat alive until it closes.
+        let (mut ticks, mut fills) = (0_u64, 0_u64);
+        while engine_in.ring().header().producer_closed == 0
+            || matches!(engine_in.peek(), Slot::Ready(_))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the feed never closed"
+            );
+            engine_out.heartbeat();
+            while let Slot::Ready(record) = engine_in.peek() {
+                engine_in.advance();
+                match Input::decode(&record) {
+                    Ok(Input::Tick(_)) => ticks += 1,
+                    Ok(Input::Fill(_)) => fills += 1,
+                    _ => {}
+                }
+            }
+            engine_in.release();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(engine_out);
+        let summary = venue.join().expect("venue thread").expect("venue ran");
+        assert_eq!(ticks, TICKS as u64);
+        assert_eq!(summary.ticks, TICKS as u64);
+        assert_eq!(summary.orders, ORDERS);
+        assert_eq!(fills, ORDERS, "every order was filled at the book");
+        assert_eq!(summary.fills, ORDERS);
+    }
 }
