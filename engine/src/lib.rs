@@ -33,6 +33,7 @@
 //! - [`bulk`]: the compact bulk accounts format.
 //! - [`backtest`]: a market-data file replayed through the risk stage and the built-in matcher,
 //!   deterministically, with events, a report, a plot and a money check.
+//! - [`bench`]: what `brink bench` reports: the run, the channel baseline, ratios, JSON.
 //! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
 //!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
@@ -41,6 +42,7 @@
 //!   against the latest tick's best levels.
 
 pub mod backtest;
+pub mod bench;
 pub mod bulk;
 pub mod clock;
 pub mod config;

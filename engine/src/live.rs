@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::ingest::{Ingest, IngestConfig, IngestCounters, IngestError};
 use crate::journal::{FsyncPolicy, Journal, JournalError};
 use crate::risk::{RiskCounters, RiskEngine};
-use crate::runtime::{Pipeline, RuntimeError, StopSignal, TopologyPlan};
+use crate::runtime::{LinkKind, Pipeline, RuntimeError, StopSignal, TopologyPlan};
 use crate::shm::{Producer, RingKind, ShmError};
 use crate::stages::{EmitCounters, EmitSink, IngestSource, RiskStage};
 use crate::telemetry::{
@@ -115,6 +115,31 @@ pub fn run(
     report_request: ReportRequest,
     on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
 ) -> Result<LiveSummary, LiveError> {
+    run_on(
+        config,
+        LinkKind::Ring,
+        engine,
+        plan,
+        stop,
+        counters,
+        report_request,
+        on_report,
+    )
+}
+
+/// As [`run`], with the stages connected by `links` (`brink bench --baseline` runs the same
+/// engine over [`LinkKind::Channel`] to measure the rings against it).
+#[allow(clippy::too_many_arguments)]
+pub fn run_on(
+    config: &LiveConfig,
+    links: LinkKind,
+    engine: RiskEngine,
+    plan: &TopologyPlan,
+    stop: StopSignal,
+    counters: &LiveCounters,
+    report_request: ReportRequest,
+    on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
+) -> Result<LiveSummary, LiveError> {
     let producer = Producer::create(&config.orders, RingKind::Orders, config.orders_capacity)
         .map_err(|source| LiveError::Orders {
             path: config.orders.clone(),
@@ -125,9 +150,27 @@ pub fn run(
 
     let mut collector = Collector::new()?;
     use crate::telemetry::Hop;
+    // A hand-off between fused stages is a direct call, not a queue: that hop is not reported.
+    use crate::runtime::Topology;
+    let (ingest_risk, risk_emit) = match plan.topology {
+        Topology::Threads3 => (true, true),
+        Topology::FuseFirst2 => (false, true),
+        Topology::FuseLast2 => (true, false),
+        Topology::Fused1 => (false, false),
+    };
+    let risk_hops: &[Hop] = if ingest_risk {
+        &[Hop::IngestRisk, Hop::Risk]
+    } else {
+        &[Hop::Risk]
+    };
+    let emit_hops: &[Hop] = if risk_emit {
+        &[Hop::RiskEmit, Hop::Emit, Hop::E2e]
+    } else {
+        &[Hop::Emit, Hop::E2e]
+    };
     let ingest_rec = collector.recorder("ingest", HopSet::of(&[Hop::Feed]))?;
-    let risk_rec = collector.recorder("risk", HopSet::of(&[Hop::IngestRisk, Hop::Risk]))?;
-    let emit_rec = collector.recorder("emit", HopSet::of(&[Hop::RiskEmit, Hop::Emit, Hop::E2e]))?;
+    let risk_rec = collector.recorder("risk", HopSet::of(risk_hops))?;
+    let emit_rec = collector.recorder("emit", HopSet::of(emit_hops))?;
     collector.share_latest(counters.latency.clone());
     let telemetry_stop = Arc::new(AtomicBool::new(false));
     let telemetry = collector.spawn(
@@ -155,6 +198,7 @@ pub fn run(
     let handle = Pipeline::new(source, stage, sink)
         .names(["ingest", "risk", "emit"])
         .ring_capacity(config.ring_capacity)
+        .links(links)
         .stop_signal(stop)
         .launch(plan)?;
     let outcome = handle.join();

@@ -82,14 +82,13 @@ fn venue(args: &DemoArgs) -> Result<()> {
     let dir = feed.parent().unwrap_or(Path::new("."));
     let path = demo::price_path(dir, args.steps)?;
     let summary = demo::run_venue(feed, orders, &path, args.rate, Duration::from_millis(300))?;
-    println!(
-        "{} {} {} {}",
-        summary.ticks, summary.orders, summary.fills, summary.unfilled
-    );
+    println!("{}", summary.to_line());
     Ok(())
 }
 
-fn plan_for(name: &str) -> Result<TopologyPlan> {
+/// The plan for a `--topology` name: `auto` as the cores allow, or the named layout unpinned,
+/// every thread waiting with `wait`.
+pub(super) fn plan_for(name: &str, wait: WaitStrategy) -> Result<TopologyPlan> {
     let topology = match name {
         "auto" => return Ok(TopologyPlan::auto(&available_cores())),
         "threads3" => Topology::Threads3,
@@ -100,87 +99,63 @@ fn plan_for(name: &str) -> Result<TopologyPlan> {
             bail!("--topology {other}: expected auto, threads3, fuse-first2, fuse-last2 or fused1")
         }
     };
-    Ok(TopologyPlan::unpinned(topology, WaitStrategy::SpinYield))
+    Ok(TopologyPlan::unpinned(topology, wait))
 }
 
-fn demo(args: &DemoArgs) -> Result<()> {
-    let plan = plan_for(&args.topology)?;
-    let temp;
-    let dir: &Path = match &args.dir {
+/// A folder for the run's files: `dir` (created), or a fresh temporary one under the
+/// shared-memory folder (removed when the returned guard drops).
+pub(super) fn work_dir(
+    dir: Option<&Path>,
+    prefix: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d
+            Ok((d.to_path_buf(), None))
         }
         None => {
             let base = brink::shm::default_dir();
-            temp = tempfile::Builder::new()
-                .prefix("brink-demo-")
+            let temp = tempfile::Builder::new()
+                .prefix(prefix)
                 .tempdir_in(&base)
                 .with_context(|| format!("creating a folder in {}", base.display()))?;
-            temp.path()
+            Ok((temp.path().to_path_buf(), Some(temp)))
         }
-    };
-    let feed = dir.join("feed.ring");
-    let orders = dir.join("orders.ring");
-    let journal = dir.join("orders.journal");
-    for f in [&feed, &orders, &journal] {
-        let _ = std::fs::remove_file(f);
     }
+}
 
-    println!(
-        "Brink demo: Binance BTCUSDT mark price, 2025-10-10 (the crash), files in {}",
-        dir.display()
-    );
-    let path = demo::price_path(dir, args.steps)?;
+/// The demo's risk engine: the embedded BTCUSDT instrument and `accounts` generated accounts
+/// (seeded), healthy at the opening mark, with an insurance fund of `fund` USDT.
+pub(super) fn demo_engine(accounts: u64, seed: u64, fund: i64) -> Result<RiskEngine> {
     let scenario = Scenario::parse(demo::SCENARIO, Path::new("<embedded demo scenario>"))?;
-    let started = Instant::now();
     // The generator draws entries around the mark with leverage up to 125x; the demo starts from
     // a book that is healthy at the opening mark (accounts already under call are redrawn).
     let accounts = brink::bulk::synth::generate_healthy(
         &scenario.instruments,
         &scenario.marks,
-        args.accounts,
-        args.seed,
+        accounts,
+        seed,
         1,
         brink::margin::CallLevel::default(),
     )?;
-    println!(
-        "{} accounts generated in {:.2} s; {} ticks to replay at {} ticks/s",
-        accounts.len(),
-        started.elapsed().as_secs_f64(),
-        path.len(),
-        args.rate
-    );
-    let fund = Money::from_int(args.fund);
-    let engine = RiskEngine::new(
-        scenario.instruments.clone(),
-        scenario.marks.clone(),
+    Ok(RiskEngine::new(
+        scenario.instruments,
+        scenario.marks,
         accounts,
         RiskConfig::default(),
         Scan::Index,
     )
-    .with_fund(fund);
-    let wallets_before = total_wallets(&engine);
-    print!("topology: {plan}");
+    .with_fund(Money::from_int(fund)))
+}
 
-    let exe = std::env::current_exe().context("locating this executable")?;
-    let venue = Command::new(exe)
-        .args(["demo", "--venue", "--steps", &args.steps.to_string()])
-        .arg("--rate")
-        .arg(args.rate.to_string())
-        .arg("--feed")
-        .arg(&feed)
-        .arg("--orders")
-        .arg(&orders)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the venue process")?;
-
+/// The live engine's settings for a run whose files (`feed.ring`, `orders.ring`,
+/// `orders.journal`) live in `dir`; stale ones are removed.
+pub(super) fn live_config(dir: &Path) -> LiveConfig {
     let config = LiveConfig {
-        feed: feed.clone(),
-        orders: orders.clone(),
+        feed: dir.join("feed.ring"),
+        orders: dir.join("orders.ring"),
         orders_capacity: 1 << 16,
-        journal: journal.clone(),
+        journal: dir.join("orders.journal"),
         fsync: FsyncPolicy::Never,
         ring_capacity: 1 << 14,
         ingest: IngestConfig {
@@ -192,6 +167,48 @@ fn demo(args: &DemoArgs) -> Result<()> {
         stop_on_close: true,
         telemetry: TelemetryConfig::default(),
     };
+    for f in [&config.feed, &config.orders, &config.journal] {
+        let _ = std::fs::remove_file(f);
+    }
+    config
+}
+
+fn demo(args: &DemoArgs) -> Result<()> {
+    let plan = plan_for(&args.topology, WaitStrategy::SpinYield)?;
+    let (dir, _temp) = work_dir(args.dir.as_deref(), "brink-demo-")?;
+    let dir = dir.as_path();
+    let config = live_config(dir);
+
+    println!(
+        "Brink demo: Binance BTCUSDT mark price, 2025-10-10 (the crash), files in {}",
+        dir.display()
+    );
+    let path = demo::price_path(dir, args.steps)?;
+    let started = Instant::now();
+    let engine = demo_engine(args.accounts, args.seed, args.fund)?;
+    println!(
+        "{} accounts generated in {:.2} s; {} ticks to replay at {} ticks/s",
+        engine.accounts().len(),
+        started.elapsed().as_secs_f64(),
+        path.len(),
+        args.rate
+    );
+    let wallets_before = total_wallets(&engine);
+    print!("topology: {plan}");
+
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let venue = Command::new(exe)
+        .args(["demo", "--venue", "--steps", &args.steps.to_string()])
+        .arg("--rate")
+        .arg(args.rate.to_string())
+        .arg("--feed")
+        .arg(&config.feed)
+        .arg("--orders")
+        .arg(&config.orders)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the venue process")?;
+
     let counters = LiveCounters::default();
     let done = Arc::new(AtomicBool::new(false));
     let progress = spawn_progress(path.len() as u64, counters.clone(), done.clone());
@@ -210,7 +227,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let elapsed = run_started.elapsed();
     let venue_out = venue.wait_with_output().context("waiting for the venue")?;
     let summary = summary?;
-    let venue = parse_venue(&String::from_utf8_lossy(&venue_out.stdout));
+    let venue = VenueSummary::parse_line(&String::from_utf8_lossy(&venue_out.stdout));
 
     let engine = summary
         .engine
@@ -244,6 +261,12 @@ fn demo(args: &DemoArgs) -> Result<()> {
         println!(
             "venue                  {} ticks, {} orders, {} fills, {} unfilled",
             v.ticks, v.orders, v.fills, v.unfilled
+        );
+        println!(
+            "venue lateness         max {} after a tick's due time, {} ticks later than {}",
+            brink::telemetry::format_ns(v.max_late_ns),
+            v.late_ticks,
+            brink::telemetry::format_ns(demo::LATE_NS)
         );
     }
     println!(
@@ -285,22 +308,6 @@ fn total_wallets(engine: &RiskEngine) -> Money {
             })
         })
         .fold(Money::ZERO, |m, w| m.checked_add(w).unwrap_or(m))
-}
-
-fn parse_venue(text: &str) -> Option<VenueSummary> {
-    let v: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match v[..] {
-        [ticks, orders, fills, unfilled] => Some(VenueSummary {
-            ticks,
-            orders,
-            fills,
-            unfilled,
-        }),
-        _ => None,
-    }
 }
 
 fn spawn_progress(

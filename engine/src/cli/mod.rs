@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod backtest;
+mod bench;
 mod demo;
 mod risk;
 mod run;
@@ -22,6 +23,8 @@ pub struct Cli {
 enum Command {
     /// Replay a market-data file through the risk stage, deterministically: events, report, plot.
     Backtest(backtest::BacktestArgs),
+    /// Measure the engine's latency per hop under a paced publisher in another process.
+    Bench(bench::BenchArgs),
     /// Run the whole procedure on the embedded BTCUSDT 2025-10-10 crash path (no set-up needed).
     Demo(demo::DemoArgs),
     /// Print the cores this process may run on and the topology `auto` would choose.
@@ -50,6 +53,7 @@ impl Cli {
                 ExitCode::SUCCESS
             }
             Command::Risk(args) => risk::run(args),
+            Command::Bench(args) => bench::run(args),
             Command::Demo(args) => demo::run(args),
             Command::Backtest(args) => backtest::run(args),
             Command::Run(args) => run::run(args),

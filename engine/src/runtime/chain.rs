@@ -11,9 +11,10 @@ use std::any::Any;
 
 use crossbeam_utils::CachePadded;
 
+use super::link::{LinkRx, LinkTx};
 use super::wait::Waiter;
 use super::{BATCH, Emit, IDLE_EVERY_TURNS, Poll, SINK, SOURCE, Sink, Source, Stage, WaitStrategy};
-use crate::ring::{Consumer, Full, Producer};
+use crate::ring::Full;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 /// State shared by every thread of one pipeline.
@@ -96,9 +97,9 @@ pub(crate) trait Downstream<T>: Emit<T> {
     fn publish(&self, ctl: &Control);
 }
 
-/// Pushes into the next thread's ring, waiting while it is full.
-pub(crate) struct RingOut<'a, T> {
-    producer: Producer<T>,
+/// Pushes into the next thread's link (a ring, or the baseline channel), waiting while it is full.
+pub(crate) struct RingOut<'a, P> {
+    producer: P,
     waiter: Waiter,
     ctl: &'a Control,
     pushed: u64,
@@ -106,8 +107,8 @@ pub(crate) struct RingOut<'a, T> {
     broken: bool,
 }
 
-impl<'a, T> RingOut<'a, T> {
-    pub(crate) fn new(producer: Producer<T>, cx: &ThreadCx<'a>) -> Self {
+impl<'a, P: LinkTx> RingOut<'a, P> {
+    pub(crate) fn new(producer: P, cx: &ThreadCx<'a>) -> Self {
         Self {
             producer,
             waiter: Waiter::new(cx.wait),
@@ -120,7 +121,7 @@ impl<'a, T> RingOut<'a, T> {
     /// The ring is full: wait for room, unless the pipeline is going down.
     #[cold]
     #[inline(never)]
-    fn push_slow(&mut self, mut item: T) {
+    fn push_slow(&mut self, mut item: P::Item) {
         self.waiter.reset();
         loop {
             if self.ctl.aborted() || self.producer.is_abandoned() {
@@ -139,9 +140,9 @@ impl<'a, T> RingOut<'a, T> {
     }
 }
 
-impl<T> Emit<T> for RingOut<'_, T> {
+impl<P: LinkTx> Emit<P::Item> for RingOut<'_, P> {
     #[inline(always)]
-    fn emit(&mut self, item: T) {
+    fn emit(&mut self, item: P::Item) {
         if self.broken {
             return;
         }
@@ -152,7 +153,7 @@ impl<T> Emit<T> for RingOut<'_, T> {
     }
 }
 
-impl<T> Downstream<T> for RingOut<'_, T> {
+impl<P: LinkTx> Downstream<P::Item> for RingOut<'_, P> {
     fn idle(&mut self) {}
     fn finish(&mut self) {}
     #[inline(always)]
@@ -318,9 +319,9 @@ pub(crate) fn run_source<S: Source, D: Downstream<S::Out>>(
     publish(out);
 }
 
-/// The loop of a thread that starts with an input ring.
-pub(crate) fn run_ring<T, D: Downstream<T>>(
-    input: &mut Consumer<T>,
+/// The loop of a thread that starts with an input ring (or the baseline channel).
+pub(crate) fn run_ring<R: LinkRx, D: Downstream<R::Item>>(
+    input: &mut R,
     out: &mut D,
     cx: &ThreadCx<'_>,
 ) {

@@ -16,6 +16,11 @@
 //! [`TopologyPlan::auto`] chooses the topology, pinning and [`WaitStrategy`] from the cores
 //! available and says why.
 //!
+//! The rings between threads are Brink's SPSC rings; [`Pipeline::links`] swaps them for bounded
+//! `crossbeam::channel`s of the same capacity ([`LinkKind::Channel`]), the baseline that
+//! `brink bench --baseline` measures the rings against. The choice is made once at launch and each
+//! thread's loop is compiled for it, so the ring path pays nothing for the option.
+//!
 //! ## Shutdown
 //! - **Graceful:** [`PipelineHandle::stop`] (or the [`StopSignal`] given to the pipeline, e.g. from a
 //!   signal handler) makes the source thread stop polling; it calls [`Source::finish`], drops its
@@ -32,6 +37,7 @@
 //! never drops the item unless the pipeline is aborting (downstream panicked), so it cannot hang.
 
 mod chain;
+mod link;
 mod pipeline;
 mod topology;
 mod wait;
@@ -39,6 +45,7 @@ mod wait;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use link::LinkKind;
 pub use pipeline::{
     DEFAULT_RING_CAPACITY, Outcome, Pipeline, PipelineHandle, RuntimeError, StageReport, StopSignal,
 };

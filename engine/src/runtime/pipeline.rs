@@ -6,6 +6,7 @@ use std::any::Any;
 use std::thread::JoinHandle;
 
 use super::chain::{Control, Fused, RingOut, SinkOut, ThreadCx, run_ring, run_source};
+use super::link::{ChannelLink, Link, LinkKind, RingLink};
 use super::topology::{Placement, Topology, TopologyPlan};
 use super::{SINK, STAGE, Sink, Source, Stage};
 use crate::ring::{self, RingError};
@@ -159,6 +160,7 @@ pub struct Pipeline<S, M, K> {
     sink: K,
     names: [&'static str; 3],
     ring_capacity: usize,
+    links: LinkKind,
     stop: StopSignal,
 }
 
@@ -179,6 +181,7 @@ where
             sink,
             names: ["source", "stage", "sink"],
             ring_capacity: DEFAULT_RING_CAPACITY,
+            links: LinkKind::Ring,
             stop: StopSignal::new(),
         }
     }
@@ -195,6 +198,13 @@ where
         self
     }
 
+    /// Connects the threads with `links` instead of Brink's SPSC rings (the default). The
+    /// [`LinkKind::Channel`] baseline exists to be measured against; the capacity is the same.
+    pub fn links(mut self, links: LinkKind) -> Self {
+        self.links = links;
+        self
+    }
+
     /// Uses `stop` as the graceful-stop flag (e.g. one registered with a signal handler).
     pub fn stop_signal(mut self, stop: StopSignal) -> Self {
         self.stop = stop;
@@ -208,6 +218,14 @@ where
     /// already started are aborted and joined first. Pinning failures surface from
     /// [`PipelineHandle::join`].
     pub fn launch(self, plan: &TopologyPlan) -> Result<PipelineHandle, RuntimeError> {
+        match self.links {
+            LinkKind::Ring => self.launch_on::<RingLink>(plan),
+            LinkKind::Channel => self.launch_on::<ChannelLink>(plan),
+        }
+    }
+
+    /// [`Pipeline::launch`] with the threads connected by `L`.
+    fn launch_on<L: Link>(self, plan: &TopologyPlan) -> Result<PipelineHandle, RuntimeError> {
         let topology = plan.topology;
         if plan.threads.len() != topology.threads() {
             return Err(RuntimeError::PlanMismatch {
@@ -225,13 +243,14 @@ where
             Topology::FuseFirst2 => ring::check_capacity::<M::Out>(self.ring_capacity)?,
             Topology::Fused1 => {}
         }
-        tracing::info!(names = ?self.names, "pipeline plan: {plan}");
+        tracing::info!(names = ?self.names, links = %self.links, "pipeline plan: {plan}");
         let Self {
             source,
             stage,
             sink,
             names,
             ring_capacity: cap,
+            links: _,
             stop,
         } = self;
         let mut launcher = Launcher {
@@ -242,8 +261,8 @@ where
         };
         match topology {
             Topology::Threads3 => {
-                let (p1, mut c1) = ring::channel::<S::Out>(cap)?;
-                let (p2, mut c2) = ring::channel::<M::Out>(cap)?;
+                let (p1, mut c1) = L::pair::<S::Out>(cap)?;
+                let (p2, mut c2) = L::pair::<M::Out>(cap)?;
                 let (mut source, stage, sink) = (source, stage, sink);
                 launcher.spawn(move |cx| {
                     let mut out = RingOut::new(p1, cx);
@@ -259,7 +278,7 @@ where
                 })?;
             }
             Topology::FuseFirst2 => {
-                let (p1, mut c1) = ring::channel::<M::Out>(cap)?;
+                let (p1, mut c1) = L::pair::<M::Out>(cap)?;
                 let (mut source, stage, sink) = (source, stage, sink);
                 launcher.spawn(move |cx| {
                     let mut out = Fused::new(stage, STAGE, RingOut::new(p1, cx), cx);
@@ -271,7 +290,7 @@ where
                 })?;
             }
             Topology::FuseLast2 => {
-                let (p1, mut c1) = ring::channel::<S::Out>(cap)?;
+                let (p1, mut c1) = L::pair::<S::Out>(cap)?;
                 let (mut source, stage, sink) = (source, stage, sink);
                 launcher.spawn(move |cx| {
                     let mut out = RingOut::new(p1, cx);

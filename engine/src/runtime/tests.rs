@@ -451,3 +451,61 @@ fn the_auto_plan_runs_on_this_machine() {
     assert_eq!(take_result(&result), expected(50_000));
     assert_eq!(outcome.plan, plan);
 }
+
+#[test]
+fn the_channel_baseline_keeps_the_runtime_contract() {
+    const ITEMS: u64 = 5_000;
+    for topology in Topology::ALL {
+        // Delivery in order, every stage's count.
+        let source = Counter::new(Some(ITEMS));
+        let sink = Collect::default();
+        let result = Arc::clone(&sink.result);
+        let outcome = Pipeline::new(source, Fan::default(), sink)
+            .names(NAMES)
+            .ring_capacity(64)
+            .links(LinkKind::Channel)
+            .launch(&TopologyPlan::unpinned(topology, WaitStrategy::SpinYield))
+            .expect("launch")
+            .join()
+            .unwrap_or_else(|e| panic!("{topology}: {e}"));
+        let want = expected(ITEMS);
+        assert_eq!(take_result(&result), want, "{topology}");
+        assert_eq!(outcome.stages[2].items, want.len() as u64, "{topology}");
+
+        // A graceful stop drains what is in flight.
+        let mut source = Counter::new(None);
+        source.idle_every = 0;
+        let emitted = Arc::clone(&source.emitted);
+        let sink = Collect::default();
+        let result = Arc::clone(&sink.result);
+        let handle = Pipeline::new(source, Fan::default(), sink)
+            .names(NAMES)
+            .ring_capacity(8)
+            .links(LinkKind::Channel)
+            .launch(&TopologyPlan::unpinned(topology, WaitStrategy::SpinYield))
+            .expect("launch");
+        wait_until("items to flow", || handle.counts()[2] > 1_000);
+        handle.stop();
+        handle.join().expect("clean stop");
+        let sent = emitted.load(Ordering::Acquire);
+        assert_eq!(take_result(&result), expected(sent), "{topology}");
+
+        // A panic downstream of a blocked producer is still named and every thread joined.
+        let sink = Collect {
+            panic_at: Some(300),
+            ..Collect::default()
+        };
+        let err = Pipeline::new(Counter::new(None), Fan::default(), sink)
+            .names(NAMES)
+            .ring_capacity(2)
+            .links(LinkKind::Channel)
+            .launch(&TopologyPlan::unpinned(topology, WaitStrategy::SpinYield))
+            .expect("launch")
+            .join()
+            .expect_err("the sink panicked");
+        assert!(
+            matches!(err, RuntimeError::StagePanicked { stage: "emit", .. }),
+            "{topology}: {err}"
+        );
+    }
+}

@@ -133,6 +133,17 @@ impl Producer {
     /// Publishes `record` (its commit and publish stamp are set here) if a slot is free.
     /// Returns the record's sequence number.
     pub fn try_push(&mut self, record: Record) -> Result<u64, Full> {
+        self.try_push_stamped(record, None)
+    }
+
+    /// As [`try_push`](Self::try_push), but the record's publish stamp is `publish_ns` instead of
+    /// the time of writing. A paced publisher passes the time the record was *due* on its
+    /// schedule, so that its own lateness counts as latency downstream (no coordinated omission).
+    pub fn try_push_at(&mut self, record: Record, publish_ns: u64) -> Result<u64, Full> {
+        self.try_push_stamped(record, Some(publish_ns))
+    }
+
+    fn try_push_stamped(&mut self, record: Record, stamp: Option<u64>) -> Result<u64, Full> {
         let cap = self.ring.capacity();
         if self.cursor.saturating_sub(self.consumer_seen) >= cap {
             // Acquire: pairs with the Release store in Consumer::release; after it, the consumer
@@ -142,10 +153,18 @@ impl Producer {
                 return Err(Full(record));
             }
         }
-        let now = clock::now_ns();
+        let now = match stamp {
+            None => clock::now_ns(),
+            Some(ns) => ns,
+        };
         self.publish(record, now);
         if now.wrapping_sub(self.last_heartbeat_ns) >= HEARTBEAT_EVERY_NS {
-            self.stamp_heartbeat(now);
+            // A given stamp may lie in the past: the heartbeat always says when it was written.
+            self.stamp_heartbeat(if stamp.is_some() {
+                clock::now_ns()
+            } else {
+                now
+            });
         }
         Ok(self.cursor.wrapping_sub(1))
     }
@@ -153,12 +172,23 @@ impl Producer {
     /// Publishes `record`, waiting (spin, then yield, then short sleeps) while the ring is full.
     /// The time spent waiting is added to [`wait_ns`](Self::wait_ns). Returns the sequence number.
     pub fn push(&mut self, record: Record) -> u64 {
+        self.push_stamped(record, None)
+    }
+
+    /// As [`push`](Self::push), with the publish stamp `publish_ns` (see
+    /// [`try_push_at`](Self::try_push_at)); time spent waiting on a full ring is then part of the
+    /// record's latency.
+    pub fn push_at(&mut self, record: Record, publish_ns: u64) -> u64 {
+        self.push_stamped(record, Some(publish_ns))
+    }
+
+    fn push_stamped(&mut self, record: Record, stamp: Option<u64>) -> u64 {
         let mut record = record;
         let mut waited_since = 0u64;
         let backoff = Backoff::new();
         let mut rounds = 0u32;
         loop {
-            match self.try_push(record) {
+            match self.try_push_stamped(record, stamp) {
                 Ok(seq) => {
                     if waited_since != 0 {
                         self.wait_ns += clock::now_ns().saturating_sub(waited_since);

@@ -223,3 +223,27 @@ fn a_record_round_trips_through_its_file_bytes() {
     assert_eq!(Record::from_le_bytes(&bytes), Some(record));
     assert_eq!(Record::from_le_bytes(&bytes[..63]), None);
 }
+
+#[test]
+fn a_given_publish_stamp_is_the_one_the_reader_sees() {
+    let dir = temp();
+    let path = dir.path().join("r");
+    let mut p = Producer::create(&path, RingKind::Feed, 4).expect("create");
+    let mut c = Consumer::open(&path, Expect::default()).expect("open");
+    let before = crate::clock::now_ns();
+    assert_eq!(p.try_push_at(tick(0), 1_234), Ok(0));
+    assert_eq!(p.push_at(tick(1), 5_678), 1);
+    assert_eq!(p.push(tick(2)), 2);
+    let mut stamps = Vec::new();
+    while let Slot::Ready(r) = c.peek() {
+        stamps.push(r.publish_ns);
+        c.advance();
+    }
+    assert_eq!(stamps[..2], [1_234, 5_678]);
+    assert!(
+        stamps[2] >= before,
+        "an unstamped push takes the time of writing"
+    );
+    // The heartbeat still tells the time, not the stamp.
+    assert!(c.ring().header().producer_heartbeat_ns >= before);
+}

@@ -78,7 +78,8 @@ struct PublishArgs {
     /// Stop after this many data records.
     #[arg(long)]
     limit: Option<u64>,
-    /// Records per second (absolute-deadline pacing); as fast as possible when absent.
+    /// Records per second (absolute-deadline pacing, each record stamped with its due time);
+    /// as fast as possible (stamped when written) when absent.
     #[arg(long)]
     rate: Option<f64>,
     /// Publish a heartbeat record after this long without a record (0: never); the header
@@ -245,8 +246,11 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
     let start = clock::now_ns();
     let mut last_push = start;
     while data < limit {
+        // Paced: the record is stamped with the time it was due, so lateness shows downstream.
+        let mut due = None;
         if let Some(period) = period_ns {
             let deadline = start + (data as f64 * period) as u64;
+            due = Some(deadline);
             let mut now = clock::now_ns();
             while now < deadline {
                 if heartbeat_ns > 0 && now - last_push >= heartbeat_ns {
@@ -254,7 +258,7 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
                         sent: producer.published(),
                         wait_ns: producer.wait_ns(),
                     });
-                    digest = push(&mut producer, &hb, digest);
+                    digest = push(&mut producer, &hb, None, digest);
                     heartbeats += 1;
                     last_push = now;
                 }
@@ -273,7 +277,7 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
         let Some(input) = source.next(&mut source_errors) else {
             break;
         };
-        digest = push(&mut producer, &input, digest);
+        digest = push(&mut producer, &input, due, digest);
         data += 1;
         last_push = clock::now_ns();
     }
@@ -304,9 +308,14 @@ fn publish(a: PublishArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn push(producer: &mut Producer, input: &Input, digest: u64) -> u64 {
+/// Publishes `input`, stamped with `due` when given (else with the time of writing), and folds
+/// it into `digest`.
+fn push(producer: &mut Producer, input: &Input, due: Option<u64>, digest: u64) -> u64 {
     let mut record = input.encode();
-    let seq = producer.push(record);
+    let seq = match due {
+        Some(ns) => producer.push_at(record, ns),
+        None => producer.push(record),
+    };
     record.commit = seq + 1;
     record.fold_digest(digest)
 }
