@@ -83,6 +83,16 @@ struct RawConfig {
     thresholds: RawThresholds,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    snapshot: RawSnapshot,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    path: Option<PathBuf>,
+    interval_ms: Option<u64>,
+    every_inputs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +218,8 @@ pub struct RunConfig {
     pub report_every: Option<Duration>,
     /// HdrHistogram interval log, if any.
     pub histogram_log: Option<PathBuf>,
+    /// Snapshots of the risk state.
+    pub snapshot: crate::recovery::SnapshotSettings,
 }
 
 impl RunConfig {
@@ -417,8 +429,15 @@ impl RunConfig {
                     )
                 })?,
         };
+        let snapshot = crate::recovery::taker::settings_from_config(
+            raw.snapshot.path.map(rel),
+            raw.snapshot.interval_ms,
+            raw.snapshot.every_inputs,
+        )
+        .map_err(|(key, problem)| invalid(key, problem))?;
         Ok(RunConfig {
             file: file.to_path_buf(),
+            snapshot,
             feed: raw
                 .feed
                 .path

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use brink::journal::{FsyncPolicy, Journal};
-use brink::shm::{Expect, Output, Record, RingFile, RingKind};
+use brink::shm::{Expect, Output, RingFile, RingKind};
 use rustix::process::{Pid, Signal, kill_process};
 
 /// A Binance kline CSV from 26,000 down to 24,000 in 10-wide bars: through the margin-call
@@ -133,13 +133,10 @@ fn run_liquidates_reports_and_stops_cleanly() {
         .map(|pos| Output::decode(&ring.read_raw(pos)).expect("decodes"))
         .collect();
     let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
-    let journaled: Vec<Output> = recovery
-        .records
-        .iter()
-        .map(|b| {
-            Output::decode(&Record::from_le_bytes(b).expect("64-byte record")).expect("decodes")
-        })
-        .collect();
+    for bytes in &recovery.records {
+        brink::recovery::Entry::decode(bytes).expect("journal record decodes");
+    }
+    let journaled: Vec<Output> = brink::recovery::journaled_outputs(&recovery.records);
     assert_eq!(in_ring, journaled);
     // The long of account 1 (0.02 BTC from 50,000 on 500) is called before it is liquidated.
     let first_call = in_ring

@@ -191,6 +191,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         feed_wait: Duration::from_secs(10),
         stop_on_close: true,
         telemetry: TelemetryConfig::default(),
+        snapshot: None,
     };
     let counters = LiveCounters::default();
     let done = Arc::new(AtomicBool::new(false));

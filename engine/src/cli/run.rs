@@ -59,6 +59,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         config.fsync
     );
     println!(
+        "  snapshot {}",
+        brink::recovery::taker::describe(&config.snapshot)
+    );
+    println!(
         "  accounts {} units over {} instruments, from {}{}",
         engine.accounts().len(),
         engine.instruments().len(),
@@ -117,6 +121,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             log_path: config.histogram_log.clone(),
             ..TelemetryConfig::default()
         },
+        snapshot: Some(config.snapshot.clone()),
     };
     let counters = LiveCounters::default();
     let result = live::run(
@@ -143,11 +148,29 @@ pub fn run(args: RunArgs) -> ExitCode {
                 eprintln!("error: the journal failed and emitting stopped: {e}");
                 return ExitCode::from(1);
             }
+            println!("{}", brink::recovery::restart::describe(&summary.restart));
+            if let Some(s) = &summary.snapshots {
+                println!(
+                    "snapshots: {} written (last at input {}), {} dropped{}",
+                    s.written,
+                    s.last_inputs.map_or("-".to_string(), |i| i.to_string()),
+                    s.dropped,
+                    s.error
+                        .as_ref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
             println!("latency (whole run):");
             print!("{}", summary.latency.to_text());
             ExitCode::SUCCESS
         }
-        Err(e @ (LiveError::Feed { .. } | LiveError::Orders { .. } | LiveError::Journal(_))) => {
+        Err(
+            e @ (LiveError::Feed { .. }
+            | LiveError::Orders { .. }
+            | LiveError::Journal(_)
+            | LiveError::Recovery(_)),
+        ) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }

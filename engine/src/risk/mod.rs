@@ -35,6 +35,7 @@ pub mod fund;
 pub mod funding;
 mod jobs;
 pub mod liquidation;
+mod state;
 pub mod units;
 pub mod vol;
 
