@@ -109,8 +109,16 @@ impl Driver {
             let r = self.next_u64() % 100;
             let i = (self.next_u64() % 3) as usize;
             if r < 88 {
-                let step_bp = if self.next_u64() % 20 == 0 { 400 } else { 40 };
-                let dir = if self.next_u64() % 2 == 0 { 1 } else { -1 };
+                let step_bp = if self.next_u64().is_multiple_of(20) {
+                    400
+                } else {
+                    40
+                };
+                let dir = if self.next_u64().is_multiple_of(2) {
+                    1
+                } else {
+                    -1
+                };
                 let mv = (self.marks[i] as i128 * step_bp * dir / 10_000) as i64;
                 self.marks[i] = (self.marks[i] + mv).max(10);
                 let m = self.marks[i];
