@@ -520,6 +520,23 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_keys_have_documented_defaults() {
+        let c = parse("[accounts]\nscenario = \"s.toml\"\n").expect("valid");
+        assert_eq!(c.snapshot.path, PathBuf::from("brink.snapshot"));
+        assert_eq!(c.snapshot.interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.snapshot.every_inputs, 0);
+        let c = parse(
+            "[accounts]\nscenario = \"s.toml\"\n[snapshot]\npath = \"state.snap\"\ninterval_ms = 0\nevery_inputs = 5000\n",
+        )
+        .expect("valid");
+        assert_eq!(c.snapshot.path, PathBuf::from("/etc/brink/state.snap"));
+        assert_eq!(c.snapshot.interval, None);
+        assert_eq!(c.snapshot.every_inputs, 5000);
+        let err = parse("[accounts]\nscenario = \"s.toml\"\n[snapshot]\nevery = 3\n").unwrap_err();
+        assert!(err.to_string().contains("every"), "{err}");
+    }
+
+    #[test]
     fn thresholds_accept_strings_and_numbers() {
         let c = parse(
             "[accounts]\nscenario = \"s.toml\"\n[thresholds]\nmargin_call = \"0.85\"\nrearm = 0.75\nfill_deadline_ms = 2500\n",
@@ -554,6 +571,8 @@ mod tests {
                 "topology.cores",
             ),
             ("[topology]\nwait = \"busy-spin\"", "topology.mode"),
+            ("[snapshot]\ninterval_ms = 5", "snapshot.interval_ms"),
+            ("[snapshot]\npath = \"/\"", "snapshot.path"),
         ] {
             let err = parse(&format!("[accounts]\nscenario = \"s.toml\"\n{text}\n")).unwrap_err();
             assert!(
