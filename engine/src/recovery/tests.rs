@@ -418,3 +418,127 @@ fn a_restart_after_a_cut_at_any_record_equals_the_uninterrupted_run() {
         }
     }
 }
+
+#[test]
+fn a_restart_writes_to_the_reopened_ring_only_what_it_lacks() {
+    use crate::shm::{Expect, Producer, RingFile, RingKind};
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("j");
+    let orders = dir.path().join("orders");
+    let (seed, accounts) = (7u64, 60u64);
+    let mut e = engine(seed, accounts, false);
+    let mut d = Driver::new(seed, &e);
+    let mut position = Position::new(3);
+    let mut producer = Producer::create(&orders, RingKind::Orders, 1 << 14).unwrap();
+    let (mut j, _) = Journal::open(&journal_path, FsyncPolicy::Never).unwrap();
+    j.append(
+        &Entry::RingEpoch {
+            ring_created_wall_ns: producer.ring().created_wall_ns(),
+            outputs_before: 0,
+        }
+        .to_bytes(),
+    )
+    .unwrap();
+    let outputs = journal_run(&mut j, &mut e, &mut d, 400, &mut position);
+    assert!(outputs.len() > 10, "too few outputs: {}", outputs.len());
+    // The crash came after the journal and before the ring got the last outputs.
+    let held = outputs.len() - 7;
+    for o in &outputs[..held] {
+        producer.push(o.encode());
+    }
+    drop(producer);
+    drop(j);
+    let ring_outputs = |path: &std::path::Path| {
+        let ring = RingFile::open(
+            path,
+            Expect {
+                kind: Some(RingKind::Orders),
+                capacity: None,
+            },
+        )
+        .unwrap();
+        (0..ring.header().producer_cursor)
+            .map(|p| Output::decode(&ring.read_raw(p)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let config = RestartConfig {
+        journal: journal_path.clone(),
+        fsync: FsyncPolicy::Never,
+        snapshot: None,
+        orders: orders.clone(),
+        orders_capacity: 1 << 14,
+    };
+    let r = restart(&config, engine(seed, accounts, false)).unwrap();
+    assert!(r.report.ring_reopened);
+    assert_eq!(r.report.republished, 7);
+    assert_eq!(r.report.replayed, 400);
+    drop(r);
+    assert_eq!(ring_outputs(&orders), outputs, "each output once, in order");
+    // Restarting again writes nothing more.
+    let r = restart(&config, engine(seed, accounts, false)).unwrap();
+    assert_eq!(r.report.republished, 0);
+    drop(r);
+    assert_eq!(ring_outputs(&orders), outputs);
+    // A ring file from elsewhere is not written into: a new ring and a new epoch.
+    Producer::create(&orders, RingKind::Orders, 1 << 10).unwrap();
+    let r = restart(&config, engine(seed, accounts, false)).unwrap();
+    assert!(!r.report.ring_reopened);
+    assert_eq!(r.report.orphaned, outputs.len() as u64);
+    drop(r);
+    assert!(ring_outputs(&orders).is_empty());
+}
+
+#[test]
+fn a_journal_the_replay_disagrees_with_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("j");
+    let (seed, accounts) = (7u64, 60u64);
+    let mut e = engine(seed, accounts, false);
+    let mut d = Driver::new(seed, &e);
+    let (mut j, _) = Journal::open(&journal_path, FsyncPolicy::Never).unwrap();
+    let (event, _) = d.step(&mut e);
+    j.append(&Entry::Input(event).to_bytes()).unwrap();
+    // An output this input never produces.
+    let forged = Output::Alert(crate::shm::Alert {
+        code: 999,
+        arg0: 1,
+        arg1: 2,
+    });
+    j.append(&Entry::Output(forged).to_bytes()).unwrap();
+    j.append(&Entry::Input(d.next_event()).to_bytes()).unwrap();
+    drop(j);
+    let config = RestartConfig {
+        journal: journal_path.clone(),
+        fsync: FsyncPolicy::Never,
+        snapshot: None,
+        orders: dir.path().join("orders"),
+        orders_capacity: 1 << 10,
+    };
+    let err = restart(&config, engine(seed, accounts, false)).unwrap_err();
+    assert!(
+        matches!(err, RecoveryError::Diverged { input: 1, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&journal_path.display().to_string())
+    );
+
+    // A snapshot ahead of its journal.
+    let snap = dir.path().join("s");
+    let bytes = snapshot::encode(
+        SnapshotMeta {
+            inputs: 50,
+            next_feed_seq: 51,
+        },
+        &[SeenPrice::default(); 3],
+        &e,
+    );
+    snapshot::write_atomic(&snap, &bytes).unwrap();
+    let config = RestartConfig {
+        snapshot: Some(snap),
+        ..config
+    };
+    let err = restart(&config, engine(seed, accounts, false)).unwrap_err();
+    assert!(matches!(err, RecoveryError::SnapshotAhead { .. }), "{err}");
+}
