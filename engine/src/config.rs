@@ -429,8 +429,14 @@ impl RunConfig {
                     )
                 })?,
         };
+        let journal = raw
+            .journal
+            .path
+            .map(rel)
+            .unwrap_or_else(|| PathBuf::from("brink.journal"));
         let snapshot = crate::recovery::taker::settings_from_config(
             raw.snapshot.path.map(rel),
+            &journal,
             raw.snapshot.interval_ms,
             raw.snapshot.every_inputs,
         )
@@ -454,11 +460,7 @@ impl RunConfig {
                 .map(rel)
                 .unwrap_or_else(|| shm_dir.join("brink-orders")),
             orders_capacity,
-            journal: raw
-                .journal
-                .path
-                .map(rel)
-                .unwrap_or_else(|| PathBuf::from("brink.journal")),
+            journal,
             fsync,
             scenario: rel(accounts.scenario),
             bulk: accounts.bulk.map(rel),
@@ -522,7 +524,7 @@ mod tests {
     #[test]
     fn snapshot_keys_have_documented_defaults() {
         let c = parse("[accounts]\nscenario = \"s.toml\"\n").expect("valid");
-        assert_eq!(c.snapshot.path, PathBuf::from("brink.snapshot"));
+        assert_eq!(c.snapshot.path, PathBuf::from("brink.journal.snapshot"));
         assert_eq!(c.snapshot.interval, Some(Duration::from_secs(10)));
         assert_eq!(c.snapshot.every_inputs, 0);
         let c = parse(

@@ -252,6 +252,7 @@ pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, Reco
     // Replay.
     let mut regenerated: Vec<Output> = Vec::new();
     let mut missing: Vec<Output> = Vec::new();
+    let mut last_seq = 0u64;
     let mut i = start;
     while i < entries.len() {
         let Entry::Input(event) = entries[i] else {
@@ -259,6 +260,7 @@ pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, Reco
             continue;
         };
         regenerated.clear();
+        last_seq = event.seq;
         apply(&mut engine, &event, &mut |o| regenerated.push(o));
         position.apply(&event);
         report.replayed += 1;
@@ -354,6 +356,9 @@ pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, Reco
         journal.append(&Entry::Output(*o).to_bytes())?;
         producer.push(o.encode());
         report.completed += 1;
+    }
+    if !missing.is_empty() {
+        journal.append(&Entry::InputDone { seq: last_seq }.to_bytes())?;
     }
     journal.sync()?;
     Ok(Restart {

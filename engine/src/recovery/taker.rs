@@ -33,21 +33,27 @@ pub struct SnapshotSettings {
     pub every_inputs: u64,
 }
 
-/// Default snapshot file (relative to the configuration file's folder).
-pub const DEFAULT_PATH: &str = "brink.snapshot";
+/// Suffix of the default snapshot file: beside the journal it belongs to, named after it.
+pub const DEFAULT_SUFFIX: &str = ".snapshot";
 /// Default time between two snapshots.
 pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
 /// The shortest accepted interval: below it the risk thread would spend its time encoding.
 pub const MIN_INTERVAL_MS: u64 = 100;
 
-/// Validates the `[snapshot]` keys of `brink run`'s configuration (`path` already resolved);
-/// an error names the key and what was expected.
+/// Validates the `[snapshot]` keys of `brink run`'s configuration (`path` already resolved;
+/// by default the journal's path with [`DEFAULT_SUFFIX`] appended, so that a snapshot is never
+/// paired with another run's journal); an error names the key and what was expected.
 pub fn settings_from_config(
     path: Option<PathBuf>,
+    journal: &Path,
     interval_ms: Option<u64>,
     every_inputs: Option<u64>,
 ) -> Result<SnapshotSettings, (&'static str, String)> {
-    let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    let path = path.unwrap_or_else(|| {
+        let mut p = journal.as_os_str().to_owned();
+        p.push(DEFAULT_SUFFIX);
+        PathBuf::from(p)
+    });
     if path.file_name().is_none() {
         return Err((
             "snapshot.path",
