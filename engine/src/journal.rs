@@ -1,7 +1,9 @@
 //! The durable journal: an append-only file of length-prefixed, CRC-checked records.
 //!
 //! The emitter appends every order to the journal *before* it writes the order to the output ring
-//! and counts it as emitted, so a crash can lose no order that the gateway saw. On start the journal
+//! and counts it as emitted, so a crash can lose no order that the gateway saw. It also journals
+//! every input the risk stage consumed, staged ([`Journal::stage`]) and written with the next
+//! order or batch ([`Journal::flush`]); the entries are described in [`crate::recovery::entry`]. On start the journal
 //! is scanned: every complete record whose CRC matches is returned for replay; a torn tail (a record
 //! cut short by a crash, or whose CRC does not match) is reported and cut off, and appending resumes
 //! after the last good record.

@@ -10,7 +10,7 @@
 //! - **Snapshots** ([`snapshot`], [`taker`]) hold the risk state at an input boundary with the
 //!   number of input entries it applied; one is installed only once the journal holds all of
 //!   them, so it is never ahead of the journal.
-//! - **Restart** ([`restart`]) loads the last snapshot, replays the journal's inputs after it
+//! - **Restart** ([`mod@restart`]) loads the last snapshot, replays the journal's inputs after it
 //!   (the risk engine is deterministic in its input: outputs regenerated for journaled inputs
 //!   are the journaled ones and are not emitted again), completes the last input's outputs,
 //!   writes to the reopened order ring what it lacks, and resumes the feed after the last
