@@ -87,7 +87,7 @@ pub struct Ingest {
     pending_alert: Option<(u32, u64, u64)>,
     /// When set, slots are released only once the journal holds them (see
     /// [`Ingest::set_release_gate`]).
-    gate: Option<crate::sync::Arc<crate::recovery::JournalProgress>>,
+    gate: Option<std::sync::Arc<crate::recovery::JournalProgress>>,
     /// Sequence number after the last record handed on as an input.
     handed_next: u64,
 }
@@ -240,10 +240,7 @@ impl Ingest {
 
     /// Releases feed slots only once `progress` says the journal holds them, so that a crash
     /// leaves every record the journal lacks in the ring (see [`crate::recovery`]).
-    pub fn set_release_gate(
-        &mut self,
-        progress: crate::sync::Arc<crate::recovery::JournalProgress>,
-    ) {
+    pub fn set_release_gate(&mut self, progress: std::sync::Arc<crate::recovery::JournalProgress>) {
         self.gate = Some(progress);
     }
 

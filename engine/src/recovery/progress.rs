@@ -13,7 +13,10 @@
 
 use crate::ingest::{FeedBody, FeedEvent};
 use crate::journal::{Journal, JournalError};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+// Straight from std rather than `crate::sync`: this state is shared by long-lived threads of the
+// live engine, outside the ring that loom models (as are `live`'s stop flags).
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::entry::Entry;
 
@@ -64,7 +67,7 @@ impl JournalProgress {
 /// still waits for its input-done entry.
 #[derive(Debug)]
 pub struct InputLog {
-    progress: crate::sync::Arc<JournalProgress>,
+    progress: Arc<JournalProgress>,
     /// Input entries staged or written.
     inputs: u64,
     /// Whether the last input has journaled outputs but no input-done entry yet (incomplete).
@@ -77,7 +80,7 @@ pub struct InputLog {
 
 impl InputLog {
     /// Bookkeeping publishing into `progress`, starting from its current values.
-    pub fn new(progress: crate::sync::Arc<JournalProgress>) -> InputLog {
+    pub fn new(progress: Arc<JournalProgress>) -> InputLog {
         let inputs = progress.inputs();
         InputLog {
             progress,
@@ -89,7 +92,7 @@ impl InputLog {
     }
 
     /// The shared progress.
-    pub fn progress(&self) -> &crate::sync::Arc<JournalProgress> {
+    pub fn progress(&self) -> &Arc<JournalProgress> {
         &self.progress
     }
 

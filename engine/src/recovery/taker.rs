@@ -17,7 +17,9 @@ use crate::clock;
 use crate::ingest::{FeedBody, FeedEvent};
 use crate::risk::RiskEngine;
 use crate::shm::Input;
-use crate::sync::{Arc, AtomicBool, Ordering};
+// Straight from std: see `progress`.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::progress::JournalProgress;
 use super::snapshot::{self, SeenPrice, SnapshotMeta};
