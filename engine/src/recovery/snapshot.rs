@@ -99,25 +99,40 @@ pub enum SnapshotError {
 
 /// Encodes a snapshot file's bytes.
 pub fn encode(meta: SnapshotMeta, seen: &[SeenPrice], engine: &RiskEngine) -> Vec<u8> {
-    let mut w = Writer::new();
+    encode_with_capacity(meta, seen, engine, 0)
+}
+
+/// As [`encode`], reserving `capacity` bytes first (the size of the previous snapshot saves the
+/// buffer's regrowth copies).
+pub fn encode_with_capacity(
+    meta: SnapshotMeta,
+    seen: &[SeenPrice],
+    engine: &RiskEngine,
+    capacity: usize,
+) -> Vec<u8> {
+    let mut w = Writer::with_capacity(capacity.max(HEADER_LEN));
+    // The header, its length and CRC patched in below.
+    w.bytes(&MAGIC);
+    w.u32(VERSION);
+    w.u32(0);
+    w.u64(meta.inputs);
+    w.u64(meta.next_feed_seq);
+    w.u64(0);
+    w.u32(0);
+    w.u32(0);
+    debug_assert_eq!(w.len(), HEADER_LEN);
     w.len_of(seen.len());
     for s in seen {
         w.i64(s.last_mark_px);
         w.u64(s.last_publish_ns);
     }
     engine.encode_state(&mut w);
-    let payload = w.into_bytes();
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&meta.inputs.to_le_bytes());
-    out.extend_from_slice(&meta.next_feed_seq.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&payload);
-    out
+    let bytes = w.bytes_mut();
+    let len = (bytes.len() - HEADER_LEN) as u64;
+    let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
+    bytes[32..40].copy_from_slice(&len.to_le_bytes());
+    bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+    w.into_bytes()
 }
 
 /// A decoded snapshot.

@@ -149,6 +149,8 @@ pub struct SnapshotTaker {
     since: u64,
     last_ns: u64,
     slot: Option<Arc<Mutex<Option<Pending>>>>,
+    /// Size of the last snapshot encoded (the next one reserves as much).
+    last_len: usize,
     /// Due snapshots skipped because the writer was busy.
     pub skipped: u64,
 }
@@ -194,7 +196,13 @@ impl SnapshotTaker {
             self.skipped += 1;
             return;
         }
-        let bytes = snapshot::encode(self.position.meta(), &self.position.seen, engine);
+        let bytes = snapshot::encode_with_capacity(
+            self.position.meta(),
+            &self.position.seen,
+            engine,
+            self.last_len + self.last_len / 8,
+        );
+        self.last_len = bytes.len();
         if let Ok(mut s) = slot.lock() {
             *s = Some(Pending {
                 inputs: self.position.inputs,
@@ -247,6 +255,7 @@ impl SnapshotWriter {
             since: 0,
             last_ns: clock::now_ns(),
             slot: Some(slot),
+            last_len: 0,
             skipped: 0,
         };
         Ok((SnapshotWriter { stop, handle }, taker))
