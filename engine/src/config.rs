@@ -83,6 +83,16 @@ struct RawConfig {
     thresholds: RawThresholds,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    snapshot: RawSnapshot,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    path: Option<PathBuf>,
+    interval_ms: Option<u64>,
+    every_inputs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +218,8 @@ pub struct RunConfig {
     pub report_every: Option<Duration>,
     /// HdrHistogram interval log, if any.
     pub histogram_log: Option<PathBuf>,
+    /// Snapshots of the risk state.
+    pub snapshot: crate::recovery::SnapshotSettings,
 }
 
 impl RunConfig {
@@ -417,8 +429,21 @@ impl RunConfig {
                     )
                 })?,
         };
+        let journal = raw
+            .journal
+            .path
+            .map(rel)
+            .unwrap_or_else(|| PathBuf::from("brink.journal"));
+        let snapshot = crate::recovery::taker::settings_from_config(
+            raw.snapshot.path.map(rel),
+            &journal,
+            raw.snapshot.interval_ms,
+            raw.snapshot.every_inputs,
+        )
+        .map_err(|(key, problem)| invalid(key, problem))?;
         Ok(RunConfig {
             file: file.to_path_buf(),
+            snapshot,
             feed: raw
                 .feed
                 .path
@@ -435,11 +460,7 @@ impl RunConfig {
                 .map(rel)
                 .unwrap_or_else(|| shm_dir.join("brink-orders")),
             orders_capacity,
-            journal: raw
-                .journal
-                .path
-                .map(rel)
-                .unwrap_or_else(|| PathBuf::from("brink.journal")),
+            journal,
             fsync,
             scenario: rel(accounts.scenario),
             bulk: accounts.bulk.map(rel),
@@ -501,6 +522,23 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_keys_have_documented_defaults() {
+        let c = parse("[accounts]\nscenario = \"s.toml\"\n").expect("valid");
+        assert_eq!(c.snapshot.path, PathBuf::from("brink.journal.snapshot"));
+        assert_eq!(c.snapshot.interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.snapshot.every_inputs, 0);
+        let c = parse(
+            "[accounts]\nscenario = \"s.toml\"\n[snapshot]\npath = \"state.snap\"\ninterval_ms = 0\nevery_inputs = 5000\n",
+        )
+        .expect("valid");
+        assert_eq!(c.snapshot.path, PathBuf::from("/etc/brink/state.snap"));
+        assert_eq!(c.snapshot.interval, None);
+        assert_eq!(c.snapshot.every_inputs, 5000);
+        let err = parse("[accounts]\nscenario = \"s.toml\"\n[snapshot]\nevery = 3\n").unwrap_err();
+        assert!(err.to_string().contains("every"), "{err}");
+    }
+
+    #[test]
     fn thresholds_accept_strings_and_numbers() {
         let c = parse(
             "[accounts]\nscenario = \"s.toml\"\n[thresholds]\nmargin_call = \"0.85\"\nrearm = 0.75\nfill_deadline_ms = 2500\n",
@@ -535,6 +573,8 @@ mod tests {
                 "topology.cores",
             ),
             ("[topology]\nwait = \"busy-spin\"", "topology.mode"),
+            ("[snapshot]\ninterval_ms = 5", "snapshot.interval_ms"),
+            ("[snapshot]\npath = \"/\"", "snapshot.path"),
         ] {
             let err = parse(&format!("[accounts]\nscenario = \"s.toml\"\n{text}\n")).unwrap_err();
             assert!(

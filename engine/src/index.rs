@@ -190,6 +190,52 @@ impl BandIndex {
         }
     }
 
+    /// Every live band, by account then instrument (for a snapshot: setting these bands again on
+    /// an empty index gives one that pops the same accounts on every price).
+    pub fn live_bands(&self) -> Vec<(u32, Band)> {
+        let live = |e: &Edge| {
+            self.accounts
+                .get(e.account as usize)
+                .is_some_and(|s| s.generation == e.generation)
+        };
+        let mut lower: Vec<(u32, u32, i64)> = Vec::new();
+        let mut upper: Vec<(u32, u32, i64)> = Vec::new();
+        for (i, heaps) in self.heaps.iter().enumerate() {
+            lower.extend(
+                heaps
+                    .lower
+                    .iter()
+                    .filter(|e| live(e))
+                    .map(|e| (e.account, i as u32, e.edge)),
+            );
+            upper.extend(
+                heaps
+                    .upper
+                    .iter()
+                    .filter(|Reverse(e)| live(e))
+                    .map(|Reverse(e)| (e.account, i as u32, e.edge)),
+            );
+        }
+        lower.sort_unstable();
+        upper.sort_unstable();
+        // A live account has exactly one lower and one upper entry per banded instrument.
+        lower
+            .into_iter()
+            .zip(upper)
+            .filter(|(l, u)| l.0 == u.0 && l.1 == u.1)
+            .map(|(l, u)| {
+                (
+                    l.0,
+                    Band {
+                        instrument: l.1,
+                        lo: l.2,
+                        hi: u.2,
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Whether `account` currently has bands.
     pub fn is_banded(&self, account: u32) -> bool {
         self.accounts

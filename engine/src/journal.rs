@@ -1,7 +1,9 @@
 //! The durable journal: an append-only file of length-prefixed, CRC-checked records.
 //!
 //! The emitter appends every order to the journal *before* it writes the order to the output ring
-//! and counts it as emitted, so a crash can lose no order that the gateway saw. On start the journal
+//! and counts it as emitted, so a crash can lose no order that the gateway saw. It also journals
+//! every input the risk stage consumed, staged ([`Journal::stage`]) and written with the next
+//! order or batch ([`Journal::flush`]); the entries are described in [`crate::recovery::entry`]. On start the journal
 //! is scanned: every complete record whose CRC matches is returned for replay; a torn tail (a record
 //! cut short by a crash, or whose CRC does not match) is reported and cut off, and appending resumes
 //! after the last good record.
@@ -109,8 +111,11 @@ pub struct Journal {
     unsynced: u32,
     /// Records in the file, recovered ones included.
     records: u64,
-    /// Reused buffer for framing a record, so an append allocates nothing once warm.
+    /// Framed records staged for the next write; reused, so an append allocates nothing once
+    /// warm.
     frame: Vec<u8>,
+    /// Records in `frame`.
+    staged: u32,
 }
 
 impl Journal {
@@ -160,29 +165,51 @@ impl Journal {
             unsynced: 0,
             records: recovery.records.len() as u64,
             frame: Vec::with_capacity(256),
+            staged: 0,
         };
         Ok((journal, recovery))
     }
 
-    /// Appends one record with a single write, then syncs as the policy says.
+    /// Appends one record with a single write (together with any staged records before it),
+    /// then syncs as the policy says.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), JournalError> {
+        self.stage(payload)?;
+        self.flush()
+    }
+
+    /// Frames a record into the write buffer without writing it: it reaches the file, in order,
+    /// with the next [`flush`](Self::flush) or [`append`](Self::append). A staged record is not
+    /// journaled until then.
+    pub fn stage(&mut self, payload: &[u8]) -> Result<(), JournalError> {
         if payload.is_empty() || payload.len() > MAX_PAYLOAD {
             return Err(JournalError::PayloadSize { len: payload.len() });
         }
-        self.frame.clear();
         // The length fits in u32: it is at most MAX_PAYLOAD.
         self.frame
             .extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.frame
             .extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         self.frame.extend_from_slice(payload);
+        self.staged += 1;
+        Ok(())
+    }
+
+    /// Writes every staged record with one `write(2)`, then syncs as the policy says.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        if self.staged == 0 {
+            return Ok(());
+        }
         let write_err = |source| JournalError::Write {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&self.frame).map_err(write_err)?;
-        self.records += 1;
-        self.unsynced += 1;
+        let written = self.file.write_all(&self.frame).map_err(write_err);
+        let staged = self.staged;
+        self.frame.clear();
+        self.staged = 0;
+        written?;
+        self.records += u64::from(staged);
+        self.unsynced = self.unsynced.saturating_add(staged);
         let due = match self.policy {
             FsyncPolicy::Always => true,
             FsyncPolicy::EveryN(n) => self.unsynced >= n.max(1),
@@ -194,8 +221,19 @@ impl Journal {
         Ok(())
     }
 
-    /// Forces every appended record to stable storage.
+    /// Records staged and not yet written.
+    pub fn staged(&self) -> u32 {
+        self.staged
+    }
+
+    /// Bytes staged and not yet written.
+    pub fn staged_bytes(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Writes the staged records, then forces every record to stable storage.
     pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
         self.file
             .sync_data()
             .map_err(|source| JournalError::Write {
@@ -206,7 +244,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Records in the journal, those recovered at open included.
+    /// Records written to the journal, those recovered at open included (staged ones not).
     pub fn len(&self) -> u64 {
         self.records
     }

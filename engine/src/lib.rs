@@ -37,6 +37,8 @@
 //! - [`index`]: the safe-band index: per-instrument ordered band edges, so a tick touches only
 //!   the accounts whose band it left.
 //! - [`journal`]: the append-only, CRC-checked journal of emitted orders, with torn-tail recovery.
+//! - [`recovery`]: crash recovery: snapshots of the risk state, the journal's input and output
+//!   entries, and the restart that replays them.
 //! - [`telemetry`]: per-thread latency histograms, snapshots, reports and interval logs.
 //! - [`matcher`]: a built-in matcher for tests, demos and backtests: fills liquidation orders
 //!   against the latest tick's best levels.
@@ -56,6 +58,7 @@ pub mod margin;
 pub mod matcher;
 pub mod num;
 pub mod ops;
+pub mod recovery;
 pub mod ring;
 pub mod risk;
 pub mod runtime;

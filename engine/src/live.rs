@@ -8,10 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::ingest::{Ingest, IngestConfig, IngestCounters, IngestError};
-use crate::journal::{FsyncPolicy, Journal, JournalError};
+use crate::journal::{FsyncPolicy, JournalError};
+use crate::recovery::{
+    JournalProgress, RecoveryError, RestartConfig, RestartReport, SnapshotSettings, SnapshotWriter,
+    WriterReport,
+};
 use crate::risk::{RiskCounters, RiskEngine};
 use crate::runtime::{LinkKind, Pipeline, RuntimeError, StopSignal, TopologyPlan};
-use crate::shm::{Producer, RingKind, ShmError};
+use crate::shm::ShmError;
 use crate::stages::{EmitCounters, EmitSink, IngestSource, RiskStage};
 use crate::telemetry::{
     Collector, HopSet, Report, ReportCause, ReportRequest, TelemetryConfig, TelemetryError,
@@ -40,6 +44,8 @@ pub struct LiveConfig {
     pub stop_on_close: bool,
     /// Latency telemetry.
     pub telemetry: TelemetryConfig,
+    /// Periodic snapshots of the risk state (`None`: none; a restart replays the whole journal).
+    pub snapshot: Option<SnapshotSettings>,
 }
 
 /// Why the live engine could not start or stopped with an error.
@@ -64,6 +70,9 @@ pub enum LiveError {
     /// The journal could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The journal, the snapshot or the order ring could not be recovered.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
     /// Telemetry could not start.
     #[error("telemetry: {0}")]
     Telemetry(#[from] TelemetryError),
@@ -102,6 +111,10 @@ pub struct LiveSummary {
     pub latency: Report,
     /// Journal records recovered when it was opened (a restart).
     pub journal_recovered: usize,
+    /// What the restart found and did.
+    pub restart: RestartReport,
+    /// What the snapshot writer did, when snapshots are configured.
+    pub snapshots: Option<WriterReport>,
 }
 
 /// Runs the engine until `stop` is raised or (with `stop_on_close`) the feed ends.
@@ -140,13 +153,51 @@ pub fn run_on(
     report_request: ReportRequest,
     on_report: impl FnMut(ReportCause, &Report) + Send + 'static,
 ) -> Result<LiveSummary, LiveError> {
-    let producer = Producer::create(&config.orders, RingKind::Orders, config.orders_capacity)
-        .map_err(|source| LiveError::Orders {
-            path: config.orders.clone(),
-            source,
-        })?;
-    let (journal, recovery) = Journal::open(&config.journal, config.fsync)?;
-    let ingest = open_feed(config, &stop)?;
+    let restart = crate::recovery::restart(
+        &RestartConfig {
+            journal: config.journal.clone(),
+            fsync: config.fsync,
+            snapshot: config.snapshot.as_ref().map(|s| s.path.clone()),
+            orders: config.orders.clone(),
+            orders_capacity: config.orders_capacity,
+        },
+        engine,
+    )?;
+    let (engine, journal, producer, position) = (
+        restart.engine,
+        restart.journal,
+        restart.producer,
+        restart.position,
+    );
+    let progress = Arc::new(JournalProgress::new(
+        position.inputs,
+        position.next_feed_seq,
+    ));
+    let mut ingest = open_feed(config, &stop)?;
+    ingest.set_release_gate(progress.clone());
+    ingest.resume_at(position.next_feed_seq);
+    ingest.restore_seen(&position.seen);
+    let snapshots = match &config.snapshot {
+        Some(settings) => Some(
+            SnapshotWriter::spawn(
+                settings.clone(),
+                &config.journal,
+                progress.clone(),
+                position,
+            )
+            .map_err(|source| {
+                RecoveryError::Snapshot(crate::recovery::SnapshotError::Io {
+                    path: settings.path.clone(),
+                    source,
+                })
+            })?,
+        ),
+        None => None,
+    };
+    let (writer, taker) = match snapshots {
+        Some((w, t)) => (Some(w), Some(t)),
+        None => (None, None),
+    };
 
     let mut collector = Collector::new()?;
     use crate::telemetry::Hop;
@@ -187,14 +238,18 @@ pub fn run_on(
         config.stop_on_close,
         counters.ingest.clone(),
     );
-    let stage = RiskStage::new(
+    let mut stage = RiskStage::new(
         engine,
         Some(risk_rec),
         finished_engine.clone(),
         counters.risk.clone(),
     )
     .with_control(counters.control.clone());
-    let sink = EmitSink::new(journal, producer, Some(emit_rec), counters.emit.clone());
+    if let Some(taker) = taker {
+        stage = stage.with_snapshots(taker);
+    }
+    let sink = EmitSink::new(journal, producer, Some(emit_rec), counters.emit.clone())
+        .with_progress(progress);
     let handle = Pipeline::new(source, stage, sink)
         .names(["ingest", "risk", "emit"])
         .ring_capacity(config.ring_capacity)
@@ -202,6 +257,7 @@ pub fn run_on(
         .stop_signal(stop)
         .launch(plan)?;
     let outcome = handle.join();
+    let snapshots = writer.map(SnapshotWriter::join);
     // Recorders were dropped with their stages (sending their last snapshots): stop telemetry.
     telemetry_stop.store(true, Ordering::Release);
     let latency = match telemetry.join() {
@@ -219,7 +275,9 @@ pub fn run_on(
         emit,
         engine,
         latency,
-        journal_recovered: recovery.records.len(),
+        journal_recovered: restart.report.journal_records,
+        restart: restart.report,
+        snapshots,
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use brink::journal::{FsyncPolicy, Journal};
-use brink::shm::{Output, Record};
+use brink::shm::Output;
 use tempfile::TempDir;
 
 /// The files of one run: feed and order rings, journal, configuration, scenario and klines.
@@ -100,16 +100,12 @@ impl RunFiles {
         );
     }
 
-    /// The decisions in the journal, in order.
+    /// The decisions in the journal, in order (every record must decode as an entry).
     pub fn journaled(&self) -> Vec<Output> {
         let (_, recovery) = Journal::open(&self.journal, FsyncPolicy::Never).expect("journal");
-        recovery
-            .records
-            .iter()
-            .map(|b| {
-                let record = Record::from_le_bytes(b).expect("64-byte record");
-                Output::decode(&record).expect("decodes")
-            })
-            .collect()
+        for bytes in &recovery.records {
+            brink::recovery::Entry::decode(bytes).expect("journal record decodes");
+        }
+        brink::recovery::journaled_outputs(&recovery.records)
     }
 }

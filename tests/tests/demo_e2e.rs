@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use brink::journal::{FsyncPolicy, Journal};
-use brink::shm::{Expect, Output, Record, RingFile, RingKind};
+use brink::shm::{Expect, Output, RingFile, RingKind};
 
 #[test]
 fn the_demo_liquidates_through_the_whole_pipeline() {
@@ -35,14 +35,10 @@ fn the_demo_liquidates_through_the_whole_pipeline() {
     let (_, recovery) = Journal::open(&dir.path().join("orders.journal"), FsyncPolicy::Never)
         .expect("journal opens");
     assert_eq!(recovery.torn_bytes, 0);
-    let journaled: Vec<Output> = recovery
-        .records
-        .iter()
-        .map(|bytes| {
-            Output::decode(&Record::from_le_bytes(bytes).expect("64-byte record"))
-                .expect("journal record decodes")
-        })
-        .collect();
+    for bytes in &recovery.records {
+        brink::recovery::Entry::decode(bytes).expect("journal record decodes");
+    }
+    let journaled: Vec<Output> = brink::recovery::journaled_outputs(&recovery.records);
 
     // The order ring, read back record by record.
     let ring = RingFile::open(

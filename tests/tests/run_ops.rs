@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use brink::journal::{FsyncPolicy, Journal};
-use brink::shm::{Expect, Output, Record, RingFile, RingKind, alert_code};
+use brink::shm::{Expect, Output, RingFile, RingKind, alert_code};
 use rustix::process::{Pid, Signal, kill_process};
 
 /// Binance klines flat at 50,000 (the example scenario's opening mark).
@@ -317,13 +317,7 @@ fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
 
     // The journal holds exactly what the ring holds.
     let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
-    let journaled: Vec<Output> = recovery
-        .records
-        .iter()
-        .map(|b| {
-            Output::decode(&Record::from_le_bytes(b).expect("64-byte record")).expect("decodes")
-        })
-        .collect();
+    let journaled: Vec<Output> = brink::recovery::journaled_outputs(&recovery.records);
     assert_eq!(ring, journaled);
 
     // After the stop, status says so (exit 1) and still shows the last counters.

@@ -166,6 +166,7 @@ pub(super) fn live_config(dir: &Path) -> LiveConfig {
         feed_wait: Duration::from_secs(10),
         stop_on_close: true,
         telemetry: TelemetryConfig::default(),
+        snapshot: None,
     };
     for f in [&config.feed, &config.orders, &config.journal] {
         let _ = std::fs::remove_file(f);

@@ -60,6 +60,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         config.fsync
     );
     println!(
+        "  snapshot {}",
+        brink::recovery::taker::describe(&config.snapshot)
+    );
+    println!(
         "  accounts {} units over {} instruments, from {}{}",
         engine.accounts().len(),
         engine.instruments().len(),
@@ -118,6 +122,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             log_path: config.histogram_log.clone(),
             ..TelemetryConfig::default()
         },
+        snapshot: Some(config.snapshot.clone()),
     };
     let counters = LiveCounters::default();
     let ops = match brink::ops::start(&config, &engine, &counters, &stop) {
@@ -172,6 +177,19 @@ pub fn run(args: RunArgs) -> ExitCode {
                 tracing::error!("the journal failed and emitting stopped: {e}");
                 return ExitCode::from(1);
             }
+            println!("{}", brink::recovery::restart::describe(&summary.restart));
+            if let Some(s) = &summary.snapshots {
+                println!(
+                    "snapshots: {} written (last at input {}), {} dropped{}",
+                    s.written,
+                    s.last_inputs.map_or("-".to_string(), |i| i.to_string()),
+                    s.dropped,
+                    s.error
+                        .as_ref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
             tracing::info!(
                 "stopped cleanly: {} records in, {} decisions emitted",
                 summary.ingest.accepted,
@@ -181,7 +199,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             print!("{}", summary.latency.to_text());
             ExitCode::SUCCESS
         }
-        Err(e @ (LiveError::Feed { .. } | LiveError::Orders { .. } | LiveError::Journal(_))) => {
+        Err(
+            e @ (LiveError::Feed { .. }
+            | LiveError::Orders { .. }
+            | LiveError::Journal(_)
+            | LiveError::Recovery(_)),
+        ) => {
             tracing::error!("cannot run: {e}");
             ExitCode::from(2)
         }

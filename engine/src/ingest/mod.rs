@@ -85,6 +85,11 @@ pub struct Ingest {
     last_heartbeat_ns: u64,
     /// An alert raised while checking a record, emitted right after it.
     pending_alert: Option<(u32, u64, u64)>,
+    /// When set, slots are released only once the journal holds them (see
+    /// [`Ingest::set_release_gate`]).
+    gate: Option<std::sync::Arc<crate::recovery::JournalProgress>>,
+    /// Sequence number after the last record handed on as an input.
+    handed_next: u64,
 }
 
 const CONSUMER_HEARTBEAT_EVERY_NS: u64 = 1_000_000;
@@ -117,6 +122,8 @@ impl Ingest {
             last_restart_check_ns: now,
             last_heartbeat_ns: now,
             pending_alert: None,
+            gate: None,
+            handed_next: 0,
         })
     }
 
@@ -173,6 +180,7 @@ impl Ingest {
                     }
                     if let Some(input) = input {
                         self.counters.accepted += 1;
+                        self.handed_next = pos + 1;
                         out(FeedEvent {
                             seq: pos,
                             publish_ns: record.publish_ns,
@@ -196,11 +204,11 @@ impl Ingest {
             consumed += 1;
             since_release += 1;
             if since_release >= self.config.release_every {
-                self.consumer.release();
+                self.release();
                 since_release = 0;
             }
         }
-        self.consumer.release();
+        self.release();
         let now = clock::now_ns();
         if now.wrapping_sub(self.last_heartbeat_ns) >= CONSUMER_HEARTBEAT_EVERY_NS {
             self.last_heartbeat_ns = now;
@@ -210,6 +218,50 @@ impl Ingest {
             return PollStatus::Data(consumed);
         }
         self.idle(now, &mut out)
+    }
+
+    /// Releases read slots to the producer; with a release gate, only those the journal holds
+    /// (every slot below the gate's feed sequence number, or every slot read once the journal
+    /// holds the last record handed on: the others were refused).
+    fn release(&mut self) {
+        match &self.gate {
+            None => self.consumer.release(),
+            Some(progress) => {
+                let journaled = progress.next_feed_seq();
+                let limit = if journaled >= self.handed_next {
+                    self.consumer.position()
+                } else {
+                    journaled
+                };
+                self.consumer.release_to(limit);
+            }
+        }
+    }
+
+    /// Releases feed slots only once `progress` says the journal holds them, so that a crash
+    /// leaves every record the journal lacks in the ring (see [`crate::recovery`]).
+    pub fn set_release_gate(&mut self, progress: std::sync::Arc<crate::recovery::JournalProgress>) {
+        self.gate = Some(progress);
+    }
+
+    /// Resumes reading at `seq` (a restart: the record after the last one journaled) when it
+    /// lies between the released slots and the producer's cursor; returns the position reading
+    /// resumes at.
+    pub fn resume_at(&mut self, seq: u64) -> u64 {
+        if seq <= self.header().producer_cursor {
+            self.consumer.skip_to(seq);
+        }
+        self.handed_next = self.consumer.position();
+        self.consumer.position()
+    }
+
+    /// Restores the per-instrument memory of the value checks (last accepted mark and publish
+    /// stamp) that a restarted engine had before its crash.
+    pub fn restore_seen(&mut self, seen: &[crate::recovery::SeenPrice]) {
+        for (s, r) in self.seen.iter_mut().zip(seen) {
+            s.last_mark_px = r.last_mark_px;
+            s.last_publish_ns = r.last_publish_ns;
+        }
     }
 
     /// Liveness and restart checks while no record is available.

@@ -80,6 +80,28 @@ impl Position {
         })
     }
 
+    /// A position from its stored fields (a snapshot), checked against the invariants above.
+    pub(crate) fn from_parts(
+        instrument: InstrumentId,
+        qty: Qty,
+        cost: i128,
+        mode: MarginMode,
+        isolated_margin: Money,
+    ) -> Option<Position> {
+        let margin_ok = match mode {
+            MarginMode::Cross => isolated_margin == Money::ZERO,
+            MarginMode::Isolated => !isolated_margin.is_negative(),
+        };
+        let sign_ok = (qty.0 > 0 && cost > 0) || (qty.0 < 0 && cost < 0);
+        (margin_ok && sign_ok).then_some(Position {
+            cost,
+            isolated_margin,
+            qty,
+            instrument,
+            mode,
+        })
+    }
+
     /// The instrument.
     pub const fn instrument(&self) -> InstrumentId {
         self.instrument

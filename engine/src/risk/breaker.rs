@@ -48,10 +48,10 @@ impl Default for BreakerConfig {
 /// the window that no later sample equals or exceeds (so its front is the window's peak).
 #[derive(Debug, Clone, Default)]
 pub struct Breaker {
-    peaks: VecDeque<(u64, Money)>,
+    pub(super) peaks: VecDeque<(u64, Money)>,
     /// When it tripped, while tripped.
-    tripped_at: Option<u64>,
-    trips: u64,
+    pub(super) tripped_at: Option<u64>,
+    pub(super) trips: u64,
 }
 
 impl Breaker {

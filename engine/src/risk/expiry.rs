@@ -52,11 +52,11 @@ impl ClockSource {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Twap {
     /// Last index price seen (0: none) and when (Unix ns).
-    last_px: i64,
-    last_ns: i128,
+    pub(super) last_px: i64,
+    pub(super) last_ns: i128,
     /// Σ price · ns and Σ ns inside the window.
-    sum: i128,
-    span: i128,
+    pub(super) sum: i128,
+    pub(super) span: i128,
 }
 
 impl Twap {

@@ -9,13 +9,13 @@ use crate::margin::Money;
 /// The fund's balance and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InsuranceFund {
-    balance: Money,
-    initial: Money,
-    fees: Money,
-    surplus: Money,
-    covered: Money,
+    pub(super) balance: Money,
+    pub(super) initial: Money,
+    pub(super) fees: Money,
+    pub(super) surplus: Money,
+    pub(super) covered: Money,
     /// Losses the fund could not cover (bad debt), recorded rather than hidden.
-    uncovered: Money,
+    pub(super) uncovered: Money,
 }
 
 impl InsuranceFund {

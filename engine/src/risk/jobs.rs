@@ -19,13 +19,13 @@ use super::liquidation::Job;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
-    slots: Vec<Option<Job>>,
-    free: Vec<u32>,
-    ready: Vec<VecDeque<u32>>,
-    timeouts: Vec<BinaryHeap<Reverse<(u64, u32)>>>,
-    orders: HashMap<u64, u32>,
-    per_unit: HashMap<u32, u32>,
-    len: usize,
+    pub(super) slots: Vec<Option<Job>>,
+    pub(super) free: Vec<u32>,
+    pub(super) ready: Vec<VecDeque<u32>>,
+    pub(super) timeouts: Vec<BinaryHeap<Reverse<(u64, u32)>>>,
+    pub(super) orders: HashMap<u64, u32>,
+    pub(super) per_unit: HashMap<u32, u32>,
+    pub(super) len: usize,
 }
 
 impl Jobs {

@@ -36,6 +36,7 @@ pub mod funding;
 mod jobs;
 pub mod liquidation;
 pub mod reload;
+mod state;
 pub mod takeover;
 pub mod units;
 pub mod vol;

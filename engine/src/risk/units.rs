@@ -60,9 +60,9 @@ impl Unit {
 /// All units, with the isolated ones findable by (account, instrument).
 #[derive(Debug, Default)]
 pub struct Units {
-    units: Vec<Unit>,
-    isolated: HashMap<(u32, u32), u32>,
-    free: Vec<u32>,
+    pub(super) units: Vec<Unit>,
+    pub(super) isolated: HashMap<(u32, u32), u32>,
+    pub(super) free: Vec<u32>,
 }
 
 impl Units {

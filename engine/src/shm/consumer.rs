@@ -145,6 +145,20 @@ impl Consumer {
         }
     }
 
+    /// Hands every slot below `limit` (and below the current position) back to the producer;
+    /// never takes back a slot already released.
+    pub fn release_to(&mut self, limit: u64) {
+        let to = limit.min(self.cursor);
+        if to > self.released {
+            self.released = to;
+            // Release: our copies of those slots are complete; pairs with the Acquire load of the
+            // consumer cursor in Producer::try_push.
+            self.ring
+                .word(off::CONSUMER_CURSOR)
+                .store(to, Ordering::Release);
+        }
+    }
+
     /// Stamps the consumer heartbeat word with `now_ns`.
     pub fn heartbeat(&self, now_ns: u64) {
         // Relaxed: a liveness stamp for `brink-feed stat`; it orders nothing.

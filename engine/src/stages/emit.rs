@@ -1,9 +1,12 @@
-//! The emit stage on the runtime: journals each decision, then writes it to the order ring.
+//! The emit stage on the runtime: journals each input risk consumed and each decision, then
+//! writes the decision to the order ring.
 //!
 //! The journal append comes first: an order that could not be journaled is never published. On a
 //! journal failure (for example a full file system) the stage stops emitting, counts every
 //! decision it refuses from then on, and reports the failure; nothing is published that the
-//! journal does not hold.
+//! journal does not hold. Input entries are staged and written with the next decision, when
+//! the stage is idle, or in 64 KiB batches; [`crate::recovery::InputLog`] publishes how far the
+//! journal has got (the feed is released and snapshots installed only up to there).
 //!
 //! A full order ring (its consumer, the order gateway, stopped or fell a whole ring behind) is
 //! waited out, never overwritten or dropped: the stage counts the episode
@@ -13,7 +16,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError};
+use crate::recovery::{Entry, InputLog, JournalProgress};
 use crate::runtime::Sink;
 use crate::shm::{Full, Producer, Record};
 use crate::telemetry::{Hop, Recorder};
@@ -45,6 +49,7 @@ pub struct EmitSink {
     counters: EmitCounters,
     shared: Arc<Mutex<EmitCounters>>,
     since_publish: u32,
+    inputs: InputLog,
 }
 
 impl EmitSink {
@@ -63,7 +68,22 @@ impl EmitSink {
             counters: EmitCounters::default(),
             shared,
             since_publish: 0,
+            inputs: InputLog::new(Arc::new(JournalProgress::default())),
         }
+    }
+
+    /// Publishes the journal's progress into `progress` (read by ingest's release gate and the
+    /// snapshot writer), starting from its current values.
+    pub fn with_progress(mut self, progress: Arc<JournalProgress>) -> EmitSink {
+        self.inputs = InputLog::new(progress);
+        self
+    }
+
+    fn journal_failed(&mut self, e: &JournalError) {
+        tracing::error!(error = %e, "journal write failed: emitting stopped");
+        self.counters.journal_error = Some(e.to_string());
+        self.inputs.fail();
+        self.publish();
     }
 
     fn publish(&mut self) {
@@ -109,6 +129,26 @@ impl Sink for EmitSink {
     type In = Outbound;
 
     fn consume(&mut self, item: Outbound) {
+        let output = match item.entry {
+            Entry::Output(o) => o,
+            Entry::Input(event) => {
+                if self.counters.journal_error.is_none()
+                    && let Err(e) = self.inputs.stage(&mut self.journal, &event)
+                {
+                    self.journal_failed(&e);
+                }
+                return;
+            }
+            Entry::InputDone { seq } => {
+                if self.counters.journal_error.is_none()
+                    && let Err(e) = self.inputs.stage_done(&mut self.journal, seq)
+                {
+                    self.journal_failed(&e);
+                }
+                return;
+            }
+            Entry::RingEpoch { .. } => return,
+        };
         let emit_in = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::RiskEmit, item.handoff_ns),
             None => 0,
@@ -117,14 +157,13 @@ impl Sink for EmitSink {
             self.counters.refused += 1;
             return;
         }
-        let record = item.output.encode();
+        let record = output.encode();
         if let Err(e) = self.journal.append(&record.to_le_bytes()) {
-            tracing::error!(error = %e, "journal write failed: emitting stopped");
-            self.counters.journal_error = Some(e.to_string());
             self.counters.refused += 1;
-            self.publish();
+            self.journal_failed(&e);
             return;
         }
+        self.inputs.output_written();
         if let Err(Full(record)) = self.producer.try_push(record) {
             self.wait_for_room(record);
         }
@@ -149,6 +188,11 @@ impl Sink for EmitSink {
     }
 
     fn idle(&mut self) {
+        if self.counters.journal_error.is_none()
+            && let Err(e) = self.inputs.flush(&mut self.journal)
+        {
+            self.journal_failed(&e);
+        }
         self.producer.heartbeat();
         if let Some(r) = self.recorder.as_mut() {
             r.poll();
@@ -159,8 +203,11 @@ impl Sink for EmitSink {
     }
 
     fn finish(&mut self) {
-        if let Err(e) = self.journal.sync() {
-            self.counters.journal_error.get_or_insert(e.to_string());
+        if self.counters.journal_error.is_none() {
+            match self.journal.sync() {
+                Ok(()) => self.inputs.written(),
+                Err(e) => self.journal_failed(&e),
+            }
         }
         if let Some(r) = self.recorder.as_mut() {
             r.flush();

@@ -20,7 +20,7 @@ pub use ingest::IngestSource;
 pub use risk::RiskStage;
 
 use crate::ingest::FeedEvent;
-use crate::shm::Output;
+use crate::recovery::Entry;
 
 /// An input on its way from ingest to risk.
 #[derive(Debug, Clone, Copy)]
@@ -31,11 +31,12 @@ pub struct Inbound {
     pub handoff_ns: u64,
 }
 
-/// A decision on its way from risk to emit.
+/// A journal entry on its way from risk to emit: an input risk consumed (journaled only, before
+/// the decisions it caused) or a decision (journaled, then published).
 #[derive(Debug, Clone, Copy)]
 pub struct Outbound {
-    /// The record to journal and publish.
-    pub output: Output,
+    /// The entry.
+    pub entry: Entry,
     /// Publish stamp of the input that caused it (for the end-to-end hop).
     pub publish_ns: u64,
     /// When risk handed it on.

@@ -1,6 +1,7 @@
 //! The risk stage on the runtime: applies each event to the [`RiskEngine`] and hands its
 //! decisions to emit.
 
+use crate::recovery::{Entry, SnapshotTaker};
 use crate::risk::{RiskCounters, RiskEngine};
 use crate::runtime::{Emit, Stage};
 use crate::telemetry::{Hop, Recorder};
@@ -21,6 +22,7 @@ pub struct RiskStage {
     last_seq: u64,
     /// `processed` when counters were last published.
     published: u64,
+    snapshots: Option<SnapshotTaker>,
 }
 
 impl RiskStage {
@@ -42,6 +44,7 @@ impl RiskStage {
             control: None,
             last_seq: 0,
             published: 0,
+            snapshots: None,
         }
     }
 
@@ -64,7 +67,7 @@ impl RiskStage {
         let handoff_ns = crate::clock::now_ns();
         control.apply_pending(&mut self.engine, self.last_seq, &mut |output| {
             out.emit(Outbound {
-                output,
+                entry: Entry::Output(output),
                 publish_ns: 0,
                 handoff_ns,
             })
@@ -82,6 +85,12 @@ impl RiskStage {
             control.publish(&self.engine, self.last_seq, self.processed);
         }
     }
+
+    /// Takes snapshots of the engine between inputs (see [`crate::recovery::taker`]).
+    pub fn with_snapshots(mut self, taker: SnapshotTaker) -> RiskStage {
+        self.snapshots = Some(taker);
+        self
+    }
 }
 
 impl Stage for RiskStage {
@@ -95,22 +104,36 @@ impl Stage for RiskStage {
         };
         let mut outputs = std::mem::take(&mut self.scratch);
         outputs.clear();
-        match item.event.body {
-            // Ingest's alerts (gap, stale or restarted producer, held prices) go to the order
-            // ring for the operator, in order with the decisions.
-            crate::ingest::FeedBody::Alert(alert) => outputs.push(crate::shm::Output::Alert(alert)),
-            crate::ingest::FeedBody::Input(_) => {
-                self.engine.on_event(&item.event, &mut |o| outputs.push(o));
-            }
+        // Ingest's alerts (gap, stale or restarted producer, held prices) go to the order ring
+        // for the operator, in order with the decisions.
+        crate::recovery::apply(&mut self.engine, &item.event, &mut |o| outputs.push(o));
+        if let Some(taker) = self.snapshots.as_mut() {
+            taker.after(&self.engine, &item.event);
         }
         let handoff_ns = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::Risk, risk_in),
             None => 0,
         };
+        // The input is journaled before the decisions it caused.
+        out.emit(Outbound {
+            entry: Entry::Input(item.event),
+            publish_ns: item.event.publish_ns,
+            handoff_ns,
+        });
+        let any = !outputs.is_empty();
         for output in outputs.drain(..) {
             out.emit(Outbound {
-                output,
+                entry: Entry::Output(output),
                 publish_ns: item.event.publish_ns,
+                handoff_ns,
+            });
+        }
+        if any {
+            out.emit(Outbound {
+                entry: Entry::InputDone {
+                    seq: item.event.seq,
+                },
+                publish_ns: 0,
                 handoff_ns,
             });
         }
@@ -150,6 +173,9 @@ impl Stage for RiskStage {
         }
         if let Some(r) = self.recorder.as_mut() {
             r.flush();
+        }
+        if let Some(taker) = self.snapshots.as_mut() {
+            taker.finish(&self.engine);
         }
         let engine = std::mem::replace(
             &mut self.engine,
