@@ -22,10 +22,10 @@
 //! fund's circuit breaker ([`super::breaker`]) is tripped, jobs skip the market and go to ADL.
 //! While the spread is wider than `max_spread`, the job holds. A child with no fill within
 //! `child_timeout_ns` is taken as cancelled (the venue cancels the rest of an IOC at once) and the
-//! next tick sends another. A job whose last progress is older than `fill_deadline_ns`, or whose
-//! unit is bankrupt at the mark (its limit cannot fill), is taken over by the insurance fund at
-//! its limit when the fund can carry the loss ([`super::takeover`]), and auto-deleveraged
-//! otherwise.
+//! next tick sends another. A full close-out whose unit is bankrupt at the mark (its limit cannot
+//! fill) is taken over by the insurance fund at its limit when the fund can carry the loss
+//! ([`super::takeover`]), and auto-deleveraged otherwise; a job whose last progress is older than
+//! `fill_deadline_ns` is auto-deleveraged.
 //!
 //! ## Fills and the fund
 //! A liquidation fill realises PnL at the fill price and pays the liquidation fee
@@ -509,10 +509,15 @@ impl RiskEngine {
             };
             if late || (beyond && job.full && !fund) {
                 let side = if job.side == Side::Sell { 1 } else { -1 };
-                // The fund takes over what it can carry; ADL closes the rest.
+                // A full close-out the market is already past: the fund takes over what it can
+                // carry. A job past its deadline (or the breaker tripped) goes to ADL. ADL closes
+                // the rest.
                 let limit = if fund { i64::MAX } else { job.limit_px };
-                let mut closed =
-                    self.take_over(job.account, instrument, side, job.remaining, limit, seq);
+                let mut closed = if late {
+                    0
+                } else {
+                    self.take_over(job.account, instrument, side, job.remaining, limit, seq)
+                };
                 if closed < job.remaining {
                     closed += self.adl_now(
                         job.account,

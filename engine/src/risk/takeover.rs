@@ -1,9 +1,9 @@
 //! The insurance fund takes over what the market will not: a bankrupt remainder goes to the fund
 //! first, and to auto-deleveraging only when the fund cannot carry it.
 //!
-//! When a liquidation job cannot be worked in the market (the mark is already past its
-//! bankruptcy limit, or its fill deadline passed), and the fund's circuit breaker is not tripped,
-//! the fund *takes the position over*: the bankrupt account's quantity is closed at its
+//! When a full close-out cannot be worked in the market (the mark is already past its bankruptcy
+//! limit, or the position is bankrupt at every price) and the fund's circuit breaker is not
+//! tripped, the fund *takes the position over*: the bankrupt account's quantity is closed at its
 //! bankruptcy limit (no fee, so its equity ends at zero, any rounding residue reset by the fund
 //! like every negative wallet), and the same quantity opens, at the same price, in the fund's own
 //! inventory. Nothing is paid at the hand-over: the two sides' proceeds cancel exactly, as in ADL.
