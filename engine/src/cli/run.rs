@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use brink::config::RunConfig;
 use brink::ingest::IngestConfig;
@@ -32,6 +34,26 @@ pub struct RunArgs {
 
 /// Runs `brink run`.
 pub fn run(args: RunArgs) -> ExitCode {
+    // Every signal the engine answers is handled from the start, so one that arrives while the
+    // accounts load is kept for later instead of ending the process (SIGUSR1's and SIGHUP's
+    // default action).
+    let stop = StopSignal::new();
+    let report = ReportRequest::new();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.flag()) {
+            eprintln!("error: cannot install the handler of signal {signal}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = report.install_sigusr1() {
+        eprintln!("error: cannot install the SIGUSR1 handler: {e}");
+        return ExitCode::from(1);
+    }
+    let hup = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)) {
+        eprintln!("error: cannot install the SIGHUP handler: {e}");
+        return ExitCode::from(1);
+    }
     let config = match RunConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -87,18 +109,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    let stop = StopSignal::new();
-    let report = ReportRequest::new();
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.flag()) {
-            eprintln!("error: cannot install the handler of signal {signal}: {e}");
-            return ExitCode::from(1);
-        }
-    }
-    if let Err(e) = report.install_sigusr1() {
-        eprintln!("error: cannot install the SIGUSR1 handler: {e}");
-        return ExitCode::from(1);
-    }
     let live_config = LiveConfig {
         feed: config.feed.clone(),
         orders: config.orders.clone(),
@@ -125,7 +135,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         snapshot: Some(config.snapshot.clone()),
     };
     let counters = LiveCounters::default();
-    let ops = match brink::ops::start(&config, &engine, &counters, &stop) {
+    let ops = match brink::ops::start(&config, &engine, &counters, &stop, hup) {
         Ok(ops) => ops,
         Err(e) => {
             eprintln!("error: cannot start the ops thread (SIGHUP, status file): {e}");

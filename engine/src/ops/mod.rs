@@ -45,17 +45,16 @@ pub fn init_logging(default_filter: &str) {
         .try_init();
 }
 
-/// Starts the ops thread of a `brink run` engine about to start on `config`: installs the
-/// SIGHUP handler (a flag the thread polls) and spawns the thread. Call
+/// Starts the ops thread of a `brink run` engine about to start on `config`; `hup` is the flag
+/// the SIGHUP handler raises (installed by the caller before loading), which the thread polls. Call
 /// [`OpsThread::finish`] after the engine stopped.
 pub fn start(
     config: &crate::config::RunConfig,
     engine: &crate::risk::RiskEngine,
     counters: &crate::live::LiveCounters,
     stop: &crate::runtime::StopSignal,
+    hup: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<OpsThread> {
-    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::clone(&hup))?;
     OpsThread::spawn(
         OpsConfig {
             file: config.file.clone(),
