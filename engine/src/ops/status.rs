@@ -136,6 +136,9 @@ pub struct RiskStatus {
     pub orders: u64,
     /// ADL closes.
     pub adl: u64,
+    /// Bankrupt remainders the insurance fund took over.
+    #[serde(default)]
+    pub fund_takeovers: u64,
     /// Fills booked (ordinary and liquidation).
     pub fills: u64,
     /// Settlements.
@@ -482,8 +485,15 @@ pub fn render_counters(i: &IngestStatus, r: &RiskStatus, e: &EmitStatus) -> Stri
     );
     let _ = writeln!(
         s,
-        "risk     {} margin calls, {} liquidations ({} orders, {} open), {} ADL, {} fills, {} settlements",
-        r.margin_calls, r.liquidations, r.orders, r.open_jobs, r.adl, r.fills, r.settlements
+        "risk     {} margin calls, {} liquidations ({} orders, {} open), {} fund takeovers, {} ADL, {} fills, {} settlements",
+        r.margin_calls,
+        r.liquidations,
+        r.orders,
+        r.open_jobs,
+        r.fund_takeovers,
+        r.adl,
+        r.fills,
+        r.settlements
     );
     let _ = writeln!(s, "alerts   {} ({} from ingest)", e.alerts, i.alerts);
     let _ = writeln!(

@@ -344,9 +344,10 @@ impl Ops {
         let calls = new.margin_calls - old.margin_calls;
         let liquidations = new.liquidations - old.liquidations;
         let adl = new.adl - old.adl;
-        if calls + liquidations + adl > 0 {
+        let takeovers = new.takeovers - old.takeovers;
+        if calls + liquidations + adl + takeovers > 0 {
             tracing::info!(
-                "decisions: {calls} margin call(s), {liquidations} liquidation(s), {adl} ADL close(s); fund {}",
+                "decisions: {calls} margin call(s), {liquidations} liquidation(s), {takeovers} fund takeover(s), {adl} ADL close(s); fund {}",
                 money_text(self.gauges.fund_money)
             );
         }
@@ -421,6 +422,7 @@ fn risk_status(r: &RiskCounters, g: &RiskGauges) -> RiskStatus {
         liquidations: r.liquidations,
         orders: r.orders,
         adl: r.adl,
+        fund_takeovers: r.takeovers,
         fills: r.fills + r.liquidation_fills,
         settlements: r.settlements,
         open_jobs: g.open_jobs,
