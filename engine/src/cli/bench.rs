@@ -76,15 +76,8 @@ pub struct BenchArgs {
     /// Keep each run's files in a folder under this one instead of a temporary folder.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Run as the venue process (started by the bench itself).
-    #[arg(long, hide = true)]
-    venue: bool,
-    /// The venue's feed ring.
-    #[arg(long, hide = true)]
-    feed: Option<PathBuf>,
-    /// The venue's order ring.
-    #[arg(long, hide = true)]
-    orders: Option<PathBuf>,
+    #[command(flatten)]
+    venue: super::demo::VenueArgs,
 }
 
 /// Runs `brink bench` (or, with `--venue`, its venue process). Exit codes: 0 success, 2 bad
@@ -94,7 +87,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    let result = if args.venue {
+    let result = if args.venue.is_venue {
         venue(&args)
     } else {
         match plan(&args) {
@@ -146,9 +139,7 @@ fn ticks(args: &BenchArgs) -> u64 {
 }
 
 fn venue(args: &BenchArgs) -> Result<()> {
-    let (Some(feed), Some(orders)) = (&args.feed, &args.orders) else {
-        bail!("--venue needs --feed and --orders");
-    };
+    let (feed, orders) = args.venue.rings()?;
     let dir = feed.parent().unwrap_or(Path::new("."));
     let path = bench_path(dir, ticks(args))?;
     let summary = demo::run_venue(feed, orders, &path, args.rate, VENUE_GRACE)?;

@@ -48,9 +48,17 @@ pub struct DemoArgs {
     /// Keep the demo's files in this folder instead of a temporary one.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Run as the venue process (started by the demo itself).
-    #[arg(long, hide = true)]
-    venue: bool,
+    #[command(flatten)]
+    venue: VenueArgs,
+}
+
+/// The hidden options with which `brink demo` and `brink bench` start their own executable as
+/// the venue process.
+#[derive(Debug, Args)]
+pub(super) struct VenueArgs {
+    /// Run as the venue process (started by the command itself).
+    #[arg(long = "venue", hide = true)]
+    pub(super) is_venue: bool,
     /// The venue's feed ring.
     #[arg(long, hide = true)]
     feed: Option<PathBuf>,
@@ -59,9 +67,19 @@ pub struct DemoArgs {
     orders: Option<PathBuf>,
 }
 
+impl VenueArgs {
+    /// The feed and order rings the venue process was given.
+    pub(super) fn rings(&self) -> Result<(&Path, &Path)> {
+        match (&self.feed, &self.orders) {
+            (Some(feed), Some(orders)) => Ok((feed, orders)),
+            _ => bail!("--venue needs --feed and --orders"),
+        }
+    }
+}
+
 /// Runs the demo (or, with `--venue`, its venue process).
 pub fn run(args: DemoArgs) -> ExitCode {
-    let result = if args.venue {
+    let result = if args.venue.is_venue {
         venue(&args)
     } else {
         demo(&args)
@@ -76,9 +94,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
 }
 
 fn venue(args: &DemoArgs) -> Result<()> {
-    let (Some(feed), Some(orders)) = (&args.feed, &args.orders) else {
-        bail!("--venue needs --feed and --orders");
-    };
+    let (feed, orders) = args.venue.rings()?;
     let dir = feed.parent().unwrap_or(Path::new("."));
     let path = demo::price_path(dir, args.steps)?;
     let summary = demo::run_venue(feed, orders, &path, args.rate, Duration::from_millis(300))?;
