@@ -37,7 +37,8 @@
 //!
 //! ## Auto-deleveraging
 //! What the fund does not take over (its breaker is tripped, or the loss would exceed what it
-//! can carry), and the fund's own inventory once its breaker trips: the remaining quantity is closed at its limit against the opposite side's positions on the
+//! can carry), a job past its deadline, and the fund's own inventory once its breaker trips: the
+//! remaining quantity is closed at its limit against the opposite side's positions on the
 //! instrument, ranked by `profit% × effective leverage` (`profit% ÷ effective leverage` when
 //! losing), where `effective leverage = |mark value| / (mark value − bankruptcy value)`: the most
 //! profitable, most leveraged first, ties by account id. Each counterparty gets an ADL record at
