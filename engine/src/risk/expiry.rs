@@ -24,6 +24,7 @@
 //! refused and counted.
 
 use super::RiskEngine;
+use super::takeover::FUND;
 use super::units::UnitState;
 use crate::margin::{Fill, InstrumentId, InstrumentKind, MarginMode, Money, Price, Qty};
 use crate::shm::{self, Output};
@@ -191,11 +192,14 @@ impl RiskEngine {
             }
         }
         let id = InstrumentId(instrument);
-        for a in 0..self.accounts.len() as u32 {
-            let Some(i) = self.accounts[a as usize].position_index(id) else {
+        // Every account, then the fund's inventory, which settles like every position (its PnL
+        // is swept into the fund).
+        let everyone = (0..self.accounts.len() as u32).chain([FUND]);
+        for a in everyone {
+            let Some(i) = self.acct(a).position_index(id) else {
                 continue;
             };
-            let p = self.accounts[a as usize].positions()[i];
+            let p = self.acct(a).positions()[i];
             let fill = Fill {
                 instrument: id,
                 qty: Qty(-p.qty().0),
@@ -203,7 +207,7 @@ impl RiskEngine {
                 fee: Money::ZERO,
                 mode: p.mode(),
             };
-            let Ok(outcome) = self.accounts[a as usize].apply_fill(&self.table, fill) else {
+            let Ok(outcome) = self.apply_fill_to(a, fill) else {
                 self.counters.fills_refused += 1;
                 continue;
             };
@@ -217,7 +221,7 @@ impl RiskEngine {
                 self.units.release_isolated(a, instrument);
             }
             out(Output::Settlement(shm::Settlement {
-                account: self.accounts[a as usize].id(),
+                account: self.acct(a).id(),
                 instrument,
                 qty: p.qty().0,
                 price_px: price,
@@ -228,35 +232,10 @@ impl RiskEngine {
                     .unwrap_or(i64::MIN),
                 input_seq: seq,
             }));
-            self.readmit.push(a);
-        }
-        // The fund's inventory settles like every position; its PnL is swept into the fund.
-        if let Some(i) = self.fund_book.position_index(id) {
-            let q = self.fund_book.positions()[i].qty().0;
-            let fill = Fill {
-                instrument: id,
-                qty: Qty(-q),
-                price: Price(price),
-                fee: Money::ZERO,
-                mode: MarginMode::Cross,
-            };
-            match self.fund_book.apply_fill(&self.table, fill) {
-                Ok(outcome) => {
-                    self.sweep_fund_book();
-                    out(Output::Settlement(shm::Settlement {
-                        account: super::takeover::FUND_ACCOUNT_ID,
-                        instrument,
-                        qty: q,
-                        price_px: price,
-                        pnl_money: outcome
-                            .realised_pnl
-                            .to_scaled_floor(shm::MONEY_DECIMALS)
-                            .and_then(|v| i64::try_from(v).ok())
-                            .unwrap_or(i64::MIN),
-                        input_seq: seq,
-                    }));
-                }
-                Err(_) => self.counters.fills_refused += 1,
+            if a == FUND {
+                self.sweep_fund_book();
+            } else {
+                self.readmit.push(a);
             }
         }
         if let Some(x) = self.fund_jobs.get_mut(instrument as usize) {
