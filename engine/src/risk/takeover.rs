@@ -150,28 +150,23 @@ impl RiskEngine {
             fee: Money::ZERO,
             mode,
         };
-        // The fund's side first: if it cannot book (overflow), nothing has moved.
-        if self
-            .fund_book
+        // Both sides book, or neither: the fund's side on a copy of its inventory (a few
+        // positions), installed once the account's side has booked too.
+        let mut fund_book = self.fund_book.clone();
+        if fund_book
             .apply_fill(&self.table, close(signed, MarginMode::Cross))
             .is_err()
         {
             return 0;
         }
-        match self.accounts[account as usize].apply_fill(&self.table, close(-signed, mode)) {
-            Ok(outcome) => {
-                if outcome.isolated_shortfall.is_positive() {
-                    self.fund.cover(outcome.isolated_shortfall);
-                }
-            }
-            Err(_) => {
-                // Undo the fund's side, which books exactly (no fee, same price).
-                let _ = self
-                    .fund_book
-                    .apply_fill(&self.table, close(-signed, MarginMode::Cross));
-                self.sweep_fund_book();
-                return 0;
-            }
+        let Ok(outcome) =
+            self.accounts[account as usize].apply_fill(&self.table, close(-signed, mode))
+        else {
+            return 0;
+        };
+        self.fund_book = fund_book;
+        if outcome.isolated_shortfall.is_positive() {
+            self.fund.cover(outcome.isolated_shortfall);
         }
         if mode == MarginMode::Isolated
             && self.accounts[account as usize].position_index(id).is_none()
