@@ -93,6 +93,15 @@ fn fill(
     outs
 }
 
+fn adls(outs: &[Output]) -> Vec<shm::Adl> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Adl(a) => Some(*a),
+            _ => None,
+        })
+        .collect()
+}
+
 fn liquidations(outs: &[Output]) -> Vec<shm::Liquidation> {
     outs.iter()
         .filter_map(|o| match o {
@@ -243,13 +252,7 @@ fn a_bankrupt_position_is_deleveraged_against_the_best_ranked_counterparty() {
     let mut e = engine(accounts);
     // A gap to 130.00: the long is beyond bankruptcy; its order at 135.00 cannot fill: ADL now.
     let outs = tick(&mut e, SOL, 13_000, Book::default(), 1, 1_000);
-    let adl: Vec<shm::Adl> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Adl(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let adl = adls(&outs);
     // Highest profit first: the short from 160 (profit 18.75 %), then 155, then 150.
     assert_eq!(
         adl.iter().map(|a| a.account).collect::<Vec<_>>(),
@@ -295,13 +298,7 @@ fn a_funded_insurance_fund_takes_a_bankrupt_position_over_and_works_it_out() {
         ask_qty: 1_000_000,
     };
     let outs = tick(&mut e, SOL, 13_000, book, 1, 1_000);
-    let adl: Vec<shm::Adl> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Adl(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let adl = adls(&outs);
     assert_eq!(adl.len(), 1, "{outs:?}");
     assert_eq!(
         (
@@ -361,13 +358,7 @@ fn an_empty_fund_takes_nothing_over_and_the_position_goes_to_adl() {
     // A fund of 100 cannot carry a loss of 500 at the mark.
     let mut e = engine(accounts).with_fund(money("100"));
     let outs = tick(&mut e, SOL, 13_000, Book::default(), 1, 1_000);
-    let adl: Vec<shm::Adl> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Adl(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let adl = adls(&outs);
     assert_eq!(adl.len(), 1, "{outs:?}");
     assert_eq!((adl[0].account, adl[0].qty), (11, 100_000));
     assert_eq!(e.counters().takeovers, 0);
@@ -548,13 +539,7 @@ fn the_breaker_trips_on_a_fund_drawdown_sends_jobs_to_adl_and_rearms_after_the_w
     // goes straight to ADL at 130.00 against the short, with no order to the market.
     let outs = send(&mut e, sol_tick(13_100), 3, 3 * s);
     assert!(liquidations(&outs).is_empty(), "{outs:?}");
-    let adl: Vec<shm::Adl> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Adl(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let adl = adls(&outs);
     assert_eq!(adl.len(), 1);
     assert_eq!(
         (
