@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::journal::FsyncPolicy;
 use crate::num::Rate;
 use crate::risk::RiskConfig;
-use crate::runtime::{Topology, TopologyPlan, WaitStrategy, available_cores};
+use crate::runtime::{ShardPlan, Topology, TopologyPlan, WaitStrategy, available_cores};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +136,9 @@ struct RawTopology {
     wait: Option<String>,
     cores: Option<Vec<usize>>,
     ring_capacity: Option<usize>,
+    shards: Option<usize>,
+    shard_threads: Option<String>,
+    shard_cores: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +178,20 @@ pub enum TopologyChoice {
     },
 }
 
+/// Where the risk shards run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardChoice {
+    /// On cores of their own when enough are free, else inline (see [`ShardPlan::auto`]).
+    Auto,
+    /// Inline on the risk thread, one after another.
+    Inline,
+    /// One thread per shard, pinned to these cores (one per shard) or unpinned when empty.
+    Threads {
+        /// Cores, one per shard, or none.
+        cores: Vec<usize>,
+    },
+}
+
 /// A validated `brink run` configuration with every default filled in.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -210,6 +227,10 @@ pub struct RunConfig {
     pub topology: TopologyChoice,
     /// SPSC ring capacity between stages.
     pub ring_capacity: usize,
+    /// Risk shards (accounts partitioned by id; 1: unsharded).
+    pub shards: usize,
+    /// Where the shards run.
+    pub shard_threads: ShardChoice,
     /// Risk thresholds.
     pub risk: RiskConfig,
     /// Latency snapshot interval.
@@ -358,6 +379,45 @@ impl RunConfig {
                 }
             }
         };
+        let shards = raw.topology.shards.unwrap_or(1);
+        if !(1..=crate::risk::shard::MAX_SHARDS).contains(&shards) {
+            return Err(invalid(
+                "topology.shards",
+                format!(
+                    "expected a shard count from 1 to {}, got {shards}",
+                    crate::risk::shard::MAX_SHARDS
+                ),
+            ));
+        }
+        let shard_threads = match raw.topology.shard_threads.as_deref() {
+            None | Some("auto") => ShardChoice::Auto,
+            Some("inline") => ShardChoice::Inline,
+            Some("threads") => ShardChoice::Threads {
+                cores: raw.topology.shard_cores.clone().unwrap_or_default(),
+            },
+            Some(other) => {
+                return Err(invalid(
+                    "topology.shard_threads",
+                    format!("expected \"auto\", \"threads\" or \"inline\", got {other:?}"),
+                ));
+            }
+        };
+        if let Some(cores) = &raw.topology.shard_cores {
+            if !matches!(shard_threads, ShardChoice::Threads { .. }) {
+                return Err(invalid(
+                    "topology.shard_cores",
+                    "only with shard_threads = \"threads\"".to_string(),
+                ));
+            }
+            if cores.len() != shards {
+                return Err(invalid(
+                    "topology.shard_cores",
+                    format!(
+                        "{shards} shard(s): give one core per shard, or none for unpinned threads"
+                    ),
+                ));
+            }
+        }
         let defaults = RiskConfig::default();
         let mut risk = defaults;
         risk.call_level = rate(
@@ -467,6 +527,8 @@ impl RunConfig {
             insurance_fund,
             topology,
             ring_capacity,
+            shards,
+            shard_threads,
             risk,
             telemetry_interval: Duration::from_millis(
                 raw.telemetry.interval_ms.unwrap_or(1_000).max(1),
@@ -474,6 +536,21 @@ impl RunConfig {
             report_every: raw.telemetry.report_every_s.map(Duration::from_secs),
             histogram_log: raw.telemetry.histogram_log.map(rel),
         })
+    }
+
+    /// Where the risk shards run beside `pipeline` (this configuration's [`plan`](Self::plan)),
+    /// on the cores available now.
+    pub fn shard_plan(&self, pipeline: &TopologyPlan) -> ShardPlan {
+        if self.shards <= 1 {
+            return ShardPlan::single();
+        }
+        match &self.shard_threads {
+            ShardChoice::Auto => ShardPlan::auto(self.shards, &available_cores(), pipeline),
+            ShardChoice::Inline => ShardPlan::inline(self.shards),
+            ShardChoice::Threads { cores } => {
+                ShardPlan::threads(self.shards, pipeline.stage_wait(), cores)
+            }
+        }
     }
 
     /// The thread plan this configuration asks for, on the cores available now.

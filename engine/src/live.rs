@@ -13,8 +13,9 @@ use crate::recovery::{
     JournalProgress, RecoveryError, RestartConfig, RestartReport, SnapshotSettings, SnapshotWriter,
     WriterReport,
 };
+use crate::risk::shard::Shards;
 use crate::risk::{RiskCounters, RiskEngine};
-use crate::runtime::{LinkKind, Pipeline, RuntimeError, StopSignal, TopologyPlan};
+use crate::runtime::{LinkKind, Pipeline, RuntimeError, ShardPlan, StopSignal, TopologyPlan};
 use crate::shm::ShmError;
 use crate::stages::{EmitCounters, EmitSink, IngestSource, RiskStage};
 use crate::telemetry::{
@@ -46,6 +47,8 @@ pub struct LiveConfig {
     pub telemetry: TelemetryConfig,
     /// Periodic snapshots of the risk state (`None`: none; a restart replays the whole journal).
     pub snapshot: Option<SnapshotSettings>,
+    /// How many risk shards, and on which threads ([`ShardPlan::single`]: unsharded).
+    pub shards: ShardPlan,
 }
 
 /// Why the live engine could not start or stopped with an error.
@@ -105,8 +108,8 @@ pub struct LiveSummary {
     pub ingest: IngestCounters,
     /// Emit counters at the end.
     pub emit: EmitCounters,
-    /// The risk engine as it ended (balances, fund, counters).
-    pub engine: Option<RiskEngine>,
+    /// The risk shards as they ended (balances, fund, counters).
+    pub engine: Option<Shards>,
     /// The cumulative latency report.
     pub latency: Report,
     /// Journal records recovered when it was opened (a restart).
@@ -161,7 +164,7 @@ pub fn run_on(
             orders: config.orders.clone(),
             orders_capacity: config.orders_capacity,
         },
-        engine,
+        Shards::split(engine, config.shards.count),
     )?;
     let (engine, journal, producer, position) = (
         restart.engine,
@@ -220,7 +223,19 @@ pub fn run_on(
         &[Hop::Emit, Hop::E2e]
     };
     let ingest_rec = collector.recorder("ingest", HopSet::of(&[Hop::Feed]))?;
-    let risk_rec = collector.recorder("risk", HopSet::of(risk_hops))?;
+    // Shard threads record the risk hops themselves; inline shards, the risk stage.
+    let threaded = config.shards.threaded();
+    let risk_rec = if threaded {
+        None
+    } else {
+        Some(collector.recorder("risk", HopSet::of(risk_hops))?)
+    };
+    let mut shard_recs = Vec::new();
+    if threaded {
+        for _ in 0..config.shards.count {
+            shard_recs.push(Some(collector.recorder("risk", HopSet::of(risk_hops))?));
+        }
+    }
     let emit_rec = collector.recorder("emit", HopSet::of(emit_hops))?;
     collector.share_latest(counters.latency.clone());
     let telemetry_stop = Arc::new(AtomicBool::new(false));
@@ -238,12 +253,19 @@ pub fn run_on(
         config.stop_on_close,
         counters.ingest.clone(),
     );
+    // Shard threads the plan does not place wait like the risk stage's thread.
+    let risk_wait = plan.stage_wait();
     let mut stage = RiskStage::new(
         engine,
-        Some(risk_rec),
+        risk_rec,
         finished_engine.clone(),
         counters.risk.clone(),
     )
+    .on_threads(&config.shards, shard_recs, config.ring_capacity, risk_wait)
+    .map_err(|source| RuntimeError::Spawn {
+        thread: "brink-risk-<shard>".to_string(),
+        source,
+    })?
     .with_control(counters.control.clone());
     if let Some(taker) = taker {
         stage = stage.with_snapshots(taker);

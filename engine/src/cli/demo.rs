@@ -183,6 +183,7 @@ pub(super) fn live_config(dir: &Path) -> LiveConfig {
         stop_on_close: true,
         telemetry: TelemetryConfig::default(),
         snapshot: None,
+        shards: brink::runtime::ShardPlan::single(),
     };
     for f in [&config.feed, &config.orders, &config.journal] {
         let _ = std::fs::remove_file(f);
@@ -210,7 +211,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         path.len(),
         args.rate
     );
-    let wallets_before = total_wallets(&engine);
+    let wallets_before = total_wallets(engine.accounts().iter());
     print!("topology: {plan}");
 
     let exe = std::env::current_exe().context("locating this executable")?;
@@ -301,7 +302,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     println!(
         "wallets                {} → {} USDT",
         wallets_before.to_string_nearest(2),
-        total_wallets(engine).to_string_nearest(2)
+        total_wallets(engine.accounts()).to_string_nearest(2)
     );
     println!(
         "ingest                 {} accepted, {} rejected, {} gaps",
@@ -315,10 +316,8 @@ fn demo(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn total_wallets(engine: &RiskEngine) -> Money {
-    engine
-        .accounts()
-        .iter()
+fn total_wallets<'a>(accounts: impl Iterator<Item = &'a brink::margin::Account>) -> Money {
+    accounts
         .map(|a| {
             a.positions().iter().fold(a.wallet(), |m, p| {
                 m.checked_add(p.isolated_margin()).unwrap_or(m)

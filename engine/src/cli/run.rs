@@ -69,6 +69,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let plan = config.plan();
+    let shard_plan = config.shard_plan(&plan);
     println!("configuration {}", config.file.display());
     println!("  feed     {}", config.feed.display());
     println!(
@@ -104,6 +105,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         config.risk.liquidation.full_ratio.to_decimal_string()
     );
     print!("topology: {plan}");
+    print!("{shard_plan}");
     if args.check {
         println!("configuration valid");
         return ExitCode::SUCCESS;
@@ -133,6 +135,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             ..TelemetryConfig::default()
         },
         snapshot: Some(config.snapshot.clone()),
+        shards: shard_plan,
     };
     let counters = LiveCounters::default();
     let ops = match brink::ops::start(&config, &engine, &counters, &stop, hup) {

@@ -12,8 +12,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::risk::RiskEngine;
 use crate::risk::reload::{ReloadError, ReloadOutcome, RiskParams};
+use crate::risk::shard::{ShardSummary, Shards};
 use crate::shm::{MONEY_DECIMALS, Output};
 
 /// The risk stage looks for a waiting reload every this many inputs (and whenever idle).
@@ -86,32 +86,43 @@ impl RiskControl {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// The risk stage's side: when a request waits, applies it to `engine` after input
+    /// The risk stage's side: when a request waits, applies it to every shard after input
     /// `after_seq`, passing its outputs to `out`, and records the result. Returns whether a
     /// request was applied.
     pub fn apply_pending(
         &self,
-        engine: &mut RiskEngine,
+        shards: &mut Shards,
         after_seq: u64,
         out: &mut impl FnMut(Output),
     ) -> bool {
+        let Some(request) = self.take_pending() else {
+            return false;
+        };
+        let result = shards.reload(&request.params, after_seq, out);
+        self.record(ReloadApplied {
+            generation: request.generation,
+            after_seq,
+            result,
+        });
+        true
+    }
+
+    /// The waiting request, if any, taken out of the slot (a risk stage whose shards run on
+    /// threads hands it to them and [`record`](Self::record)s the result when they are done).
+    pub fn take_pending(&self) -> Option<ReloadRequest> {
         // Acquire: pairs with the Release store in `post`. Cleared before the slot is taken, so
         // a request posted meanwhile sets it again and is seen next time.
         if !self.pending.swap(false, Ordering::Acquire) {
-            return false;
+            return None;
         }
-        let Some(request) = self.slot.lock().ok().and_then(|mut s| s.take()) else {
-            return false;
-        };
-        let result = engine.reload(&request.params, after_seq, out);
-        if let Ok(mut applied) = self.applied.lock() {
-            applied.push(ReloadApplied {
-                generation: request.generation,
-                after_seq,
-                result,
-            });
+        self.slot.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// Records what the risk stage did with a request, for the ops thread.
+    pub fn record(&self, applied: ReloadApplied) {
+        if let Ok(mut a) = self.applied.lock() {
+            a.push(applied);
         }
-        true
     }
 
     /// The ops thread's side: results of the reloads applied since the last call.
@@ -122,31 +133,31 @@ impl RiskControl {
             .unwrap_or_default()
     }
 
-    /// Publishes the engine's gauges unless the ops thread holds the lock right now.
-    pub fn publish(&self, engine: &RiskEngine, last_seq: u64, inputs: u64) {
+    /// Publishes the risk stage's gauges unless the ops thread holds the lock right now.
+    pub fn publish(&self, summary: &ShardSummary, last_seq: u64, inputs: u64) {
         if let Ok(mut g) = self.gauges.try_lock() {
-            *g = Self::gauges_of(engine, last_seq, inputs);
+            *g = Self::gauges_of(summary, last_seq, inputs);
         }
     }
 
-    /// Publishes the engine's gauges, waiting for the lock (at shutdown).
-    pub fn publish_final(&self, engine: &RiskEngine, last_seq: u64, inputs: u64) {
+    /// Publishes the risk stage's gauges, waiting for the lock (at shutdown).
+    pub fn publish_final(&self, summary: &ShardSummary, last_seq: u64, inputs: u64) {
         if let Ok(mut g) = self.gauges.lock() {
-            *g = Self::gauges_of(engine, last_seq, inputs);
+            *g = Self::gauges_of(summary, last_seq, inputs);
         }
     }
 
-    fn gauges_of(engine: &RiskEngine, last_seq: u64, inputs: u64) -> RiskGauges {
+    fn gauges_of(summary: &ShardSummary, last_seq: u64, inputs: u64) -> RiskGauges {
         RiskGauges {
-            fund_money: engine
-                .fund()
+            fund_money: summary
+                .fund
                 .balance()
                 .to_scaled_floor(MONEY_DECIMALS)
                 .and_then(|v| i64::try_from(v).ok())
                 .unwrap_or(i64::MIN),
-            breaker_trips: engine.breaker().trips(),
-            breaker_tripped: engine.breaker().tripped(),
-            open_jobs: engine.open_jobs() as u64,
+            breaker_trips: summary.breaker_trips,
+            breaker_tripped: summary.breaker_tripped,
+            open_jobs: summary.open_jobs,
             last_seq,
             inputs,
         }
@@ -162,17 +173,19 @@ impl RiskControl {
 mod tests {
     use super::*;
     use crate::margin::{InstrumentTable, MarkPrices, Money};
-    use crate::risk::{RiskConfig, Scan};
+    use crate::risk::{RiskConfig, RiskEngine, Scan};
 
-    fn empty_engine() -> RiskEngine {
-        RiskEngine::new(
-            InstrumentTable::new(),
-            MarkPrices::new(0),
-            Vec::new(),
-            RiskConfig::default(),
-            Scan::Index,
+    fn empty_engine() -> Shards {
+        Shards::single(
+            RiskEngine::new(
+                InstrumentTable::new(),
+                MarkPrices::new(0),
+                Vec::new(),
+                RiskConfig::default(),
+                Scan::Index,
+            )
+            .with_fund(Money::from_int(12)),
         )
-        .with_fund(Money::from_int(12))
     }
 
     #[test]
@@ -207,10 +220,10 @@ mod tests {
                 .as_ref()
                 .is_ok_and(|o| o.thresholds_changed)
         );
-        assert_eq!(engine.config().rearm_level.0, 600_000_000);
+        assert_eq!(engine.first().config().rearm_level.0, 600_000_000);
         assert_eq!(outs.len(), 1, "the reload alert: {outs:?}");
         assert!(control.take_applied().is_empty());
-        control.publish(&engine, 5, 9);
+        control.publish(&engine.summary(), 5, 9);
         let g = control.gauges();
         assert_eq!((g.fund_money, g.last_seq, g.inputs), (1_200_000_000, 5, 9));
     }

@@ -25,7 +25,7 @@ pub mod taker;
 
 pub use entry::{Entry, EntryError, journaled_outputs};
 pub use progress::{InputLog, JournalProgress};
-pub use restart::{RecoveryError, Restart, RestartConfig, RestartReport, apply, restart};
+pub use restart::{RecoveryError, Restart, RestartConfig, RestartReport, restart};
 pub use snapshot::{SeenPrice, SnapshotError, SnapshotMeta};
 pub use taker::{Position, SnapshotSettings, SnapshotTaker, SnapshotWriter, WriterReport};
 

@@ -70,8 +70,12 @@ pub struct InputLog {
     progress: Arc<JournalProgress>,
     /// Input entries staged or written.
     inputs: u64,
-    /// Whether the last input has journaled outputs but no input-done entry yet (incomplete).
+    /// Whether the last input is still open: the risk stage has not closed it with its
+    /// input-done entry, so outputs may follow (incomplete).
     open: bool,
+    /// Whether an output was journaled since the last input entry (its input-done entry is then
+    /// journaled too).
+    had_output: bool,
     /// Entries staged since the last write.
     staged: bool,
     /// Feed seq after the last staged feed record, if one is staged.
@@ -86,6 +90,7 @@ impl InputLog {
             progress,
             inputs,
             open: false,
+            had_output: false,
             staged: false,
             staged_next_feed: None,
         }
@@ -96,11 +101,13 @@ impl InputLog {
         &self.progress
     }
 
-    /// Stages the input entry of `event`; writes the batch when it has grown large.
+    /// Stages the input entry of `event`; writes the batch when it has grown large. The input
+    /// stays open (not complete) until [`close`](Self::close) is called for it.
     pub fn stage(&mut self, journal: &mut Journal, event: &FeedEvent) -> Result<(), JournalError> {
         journal.stage(&Entry::Input(*event).to_bytes())?;
         self.inputs += 1;
-        self.open = false;
+        self.open = true;
+        self.had_output = false;
         self.staged = true;
         if matches!(event.body, FeedBody::Input(_)) {
             self.staged_next_feed = Some(event.seq.wrapping_add(1));
@@ -112,18 +119,22 @@ impl InputLog {
         Ok(())
     }
 
-    /// Stages the input-done entry of the current input: its outputs are all journaled.
-    pub fn stage_done(&mut self, journal: &mut Journal, seq: u64) -> Result<(), JournalError> {
-        journal.stage(&Entry::InputDone { seq }.to_bytes())?;
+    /// The risk stage has passed on every output of the current input: stages its input-done
+    /// entry when it had outputs (an input without outputs needs none), and the input is
+    /// complete once that is written.
+    pub fn close(&mut self, journal: &mut Journal, seq: u64) -> Result<(), JournalError> {
+        if self.had_output {
+            journal.stage(&Entry::InputDone { seq }.to_bytes())?;
+        }
         self.open = false;
+        self.had_output = false;
         self.staged = true;
         Ok(())
     }
 
-    /// An output of the current input was journaled (appended, so everything staged before it
-    /// is written too).
+    /// An output was journaled (appended, so everything staged before it is written too).
     pub fn output_written(&mut self) {
-        self.open = true;
+        self.had_output = true;
         self.staged = true;
         self.written();
     }

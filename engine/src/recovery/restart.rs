@@ -15,9 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ingest::{FeedBody, FeedEvent};
 use crate::journal::{FsyncPolicy, Journal, JournalError};
-use crate::risk::RiskEngine;
+use crate::risk::shard::Shards;
 use crate::shm::{Expect, Output, Producer, RingFile, RingKind, ShmError};
 
 use super::entry::{Entry, EntryError};
@@ -141,8 +140,8 @@ pub struct RestartReport {
 
 /// The state a restarted engine resumes from.
 pub struct Restart {
-    /// The engine after every journaled input.
-    pub engine: RiskEngine,
+    /// The risk shards after every journaled input.
+    pub engine: Shards,
     /// The journal, positioned after its last entry.
     pub journal: Journal,
     /// The order ring's producer.
@@ -162,18 +161,9 @@ impl std::fmt::Debug for Restart {
     }
 }
 
-/// Applies one input as the risk stage does: an ingest alert becomes an alert output; a feed
-/// record goes through the engine.
-pub fn apply(engine: &mut RiskEngine, event: &FeedEvent, out: &mut impl FnMut(Output)) {
-    match event.body {
-        FeedBody::Alert(alert) => out(Output::Alert(alert)),
-        FeedBody::Input(_) => engine.on_event(event, out),
-    }
-}
-
 /// Restarts from the journal and snapshot named by `config`, onto `base` (the engine built from
 /// the configuration). See the module docs.
-pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, RecoveryError> {
+pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, RecoveryError> {
     let (mut journal, recovery) = Journal::open(&config.journal, config.fsync)?;
     if let Some(reason) = recovery.torn_reason {
         tracing::warn!(
@@ -202,7 +192,7 @@ pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, Reco
         .collect::<Result<Vec<_>, _>>()?;
     drop(recovery);
 
-    let instruments = base.instruments().len();
+    let instruments = base.first().instruments().len();
     let (mut engine, mut position) = match &config.snapshot {
         None => (base, Position::new(instruments)),
         Some(path) => match snapshot::load(path, base)? {
@@ -261,7 +251,7 @@ pub fn restart(config: &RestartConfig, base: RiskEngine) -> Result<Restart, Reco
         };
         regenerated.clear();
         last_seq = event.seq;
-        apply(&mut engine, &event, &mut |o| regenerated.push(o));
+        engine.apply(&event, &mut |o| regenerated.push(o));
         position.apply(&event);
         report.replayed += 1;
         i += 1;

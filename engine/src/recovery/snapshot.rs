@@ -1,10 +1,10 @@
 //! The snapshot file: the risk state at an input boundary, with where it stands in the journal
 //! and in the feed, written atomically.
 //!
-//! ## File layout (little-endian, layout version 1)
+//! ## File layout (little-endian, layout version 2)
 //! ```text
 //! offset 0   8  magic "BRNKSNAP"
-//!        8   4  layout version (1)
+//!        8   4  layout version (2)
 //!       12   4  reserved (0)
 //!       16   8  inputs: input entries of the journal this state has applied
 //!       24   8  next feed seq: the feed record after the last one applied (0: none yet)
@@ -12,7 +12,8 @@
 //!       40   4  CRC-32 (IEEE) of the payload
 //!       44   4  reserved (0)
 //!       48   n  payload: the ingest resume state (per instrument: last accepted mark and
-//!               publish stamp), then the risk state ([`crate::risk::RiskEngine::encode_state`])
+//!               publish stamp), then the risk state: the number of risk shards and each
+//!               shard's state in shard order ([`crate::risk::shard::Shards::encode_state`])
 //! ```
 //!
 //! ## Atomicity
@@ -24,12 +25,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::codec::{DecodeError, Reader, Writer};
-use crate::risk::RiskEngine;
+use crate::risk::shard::Shards;
 
 /// The snapshot file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"BRNKSNAP";
 /// The layout version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 48;
 
@@ -98,17 +99,18 @@ pub enum SnapshotError {
 }
 
 /// Encodes a snapshot file's bytes.
-pub fn encode(meta: SnapshotMeta, seen: &[SeenPrice], engine: &RiskEngine) -> Vec<u8> {
-    encode_with_capacity(meta, seen, engine, 0)
+pub fn encode(meta: SnapshotMeta, seen: &[SeenPrice], shards: &Shards) -> Vec<u8> {
+    encode_with(meta, seen, 0, |w| shards.encode_state(w))
 }
 
-/// As [`encode`], reserving `capacity` bytes first (the size of the previous snapshot saves the
-/// buffer's regrowth copies).
-pub fn encode_with_capacity(
+/// As [`encode`], with the risk state written by `state` (the shards' state, or the parts
+/// shard threads encoded, behind their count), reserving `capacity` bytes first (the size of
+/// the previous snapshot saves the buffer's regrowth copies).
+pub fn encode_with(
     meta: SnapshotMeta,
     seen: &[SeenPrice],
-    engine: &RiskEngine,
     capacity: usize,
+    state: impl FnOnce(&mut Writer),
 ) -> Vec<u8> {
     let mut w = Writer::with_capacity(capacity.max(HEADER_LEN));
     // The header, its length and CRC patched in below.
@@ -126,7 +128,7 @@ pub fn encode_with_capacity(
         w.i64(s.last_mark_px);
         w.u64(s.last_publish_ns);
     }
-    engine.encode_state(&mut w);
+    state(&mut w);
     let bytes = w.bytes_mut();
     let len = (bytes.len() - HEADER_LEN) as u64;
     let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
@@ -142,8 +144,8 @@ pub struct Loaded {
     pub meta: SnapshotMeta,
     /// The ingest resume state.
     pub seen: Vec<SeenPrice>,
-    /// The risk engine, restored.
-    pub engine: RiskEngine,
+    /// The risk shards, restored.
+    pub engine: Shards,
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -152,8 +154,8 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Decodes a snapshot file's bytes onto `base`, an engine built from the configuration.
-pub fn decode(path: &Path, bytes: &[u8], base: RiskEngine) -> Result<Loaded, SnapshotError> {
+/// Decodes a snapshot file's bytes onto `base`, the shards built from the configuration.
+pub fn decode(path: &Path, bytes: &[u8], base: Shards) -> Result<Loaded, SnapshotError> {
     let bad = |found: String| SnapshotError::BadHeader {
         path: path.to_path_buf(),
         found,
@@ -209,7 +211,7 @@ pub fn decode(path: &Path, bytes: &[u8], base: RiskEngine) -> Result<Loaded, Sna
 }
 
 /// Reads the snapshot at `path` onto `base`; `Ok(None)` (and `base` back) when there is none.
-pub fn load(path: &Path, base: RiskEngine) -> Result<Result<Loaded, RiskEngine>, SnapshotError> {
+pub fn load(path: &Path, base: Shards) -> Result<Result<Loaded, Shards>, SnapshotError> {
     match std::fs::read(path) {
         Ok(bytes) => decode(path, &bytes, base).map(Ok),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Err(base)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::ingest::{FeedBody, FeedEvent};
-use crate::risk::RiskEngine;
+use crate::risk::shard::Shards;
 use crate::shm::Input;
 // Straight from std: see `progress`.
 use std::sync::Arc;
@@ -165,8 +165,10 @@ impl std::fmt::Debug for SnapshotTaker {
 }
 
 impl SnapshotTaker {
-    /// Records one input applied by the engine; takes a snapshot when one is due.
-    pub fn after(&mut self, engine: &RiskEngine, event: &FeedEvent) {
+    /// Records one input applied by the risk stage; true when a snapshot is due now and the
+    /// writer can take it (then encode the state at this boundary and [`store`](Self::store)
+    /// it). A due snapshot the busy writer cannot take is skipped and counted.
+    pub fn after(&mut self, event: &FeedEvent) -> bool {
         self.position.apply(event);
         self.since += 1;
         let by_count = self.settings.every_inputs > 0 && self.since >= self.settings.every_inputs;
@@ -174,41 +176,61 @@ impl SnapshotTaker {
             self.since.is_multiple_of(64)
                 && clock::now_ns().saturating_sub(self.last_ns) >= iv.as_nanos() as u64
         });
-        if by_count || by_time {
-            self.take(engine, false);
+        if !(by_count || by_time) {
+            return false;
         }
-    }
-
-    /// The final snapshot of a clean stop (replaces one still waiting for the writer).
-    pub fn finish(&mut self, engine: &RiskEngine) {
-        self.take(engine, true);
-        self.slot = None;
-    }
-
-    fn take(&mut self, engine: &RiskEngine, last: bool) {
         self.since = 0;
         self.last_ns = clock::now_ns();
         let Some(slot) = &self.slot else {
+            return false;
+        };
+        if slot.lock().map_or(true, |s| s.is_some()) {
+            self.skipped += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Where the risk state stands now (what a snapshot taken now would say).
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// Hands the writer a snapshot of the state at `position`, written by `state` (see
+    /// [`snapshot::encode_with`]); replaces one still waiting.
+    pub fn store(&mut self, position: &Position, state: impl FnOnce(&mut super::codec::Writer)) {
+        let Some(slot) = &self.slot else {
             return;
         };
-        let busy = slot.lock().map_or(true, |s| s.is_some());
-        if busy && !last {
-            self.skipped += 1;
-            return;
-        }
-        let bytes = snapshot::encode_with_capacity(
-            self.position.meta(),
-            &self.position.seen,
-            engine,
+        let bytes = snapshot::encode_with(
+            position.meta(),
+            &position.seen,
             self.last_len + self.last_len / 8,
+            state,
         );
         self.last_len = bytes.len();
         if let Ok(mut s) = slot.lock() {
             *s = Some(Pending {
-                inputs: self.position.inputs,
+                inputs: position.inputs,
                 bytes,
             });
         }
+    }
+
+    /// Takes the snapshot [`after`](Self::after) found due, of `shards` as they stand.
+    pub fn store_now(&mut self, shards: &Shards) {
+        let position = std::mem::take(&mut self.position);
+        self.store(&position, |w| shards.encode_state(w));
+        self.position = position;
+    }
+
+    /// The final snapshot of a clean stop, written by `state` at the current position
+    /// (replaces one still waiting for the writer); no snapshot is taken after it.
+    pub fn finish(&mut self, state: impl FnOnce(&mut super::codec::Writer)) {
+        let position = std::mem::take(&mut self.position);
+        self.store(&position, state);
+        self.position = position;
+        self.slot = None;
     }
 }
 

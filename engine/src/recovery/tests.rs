@@ -17,11 +17,12 @@ use crate::ingest::{FeedBody, FeedEvent};
 use crate::journal::{FsyncPolicy, Journal};
 use crate::margin::{CallLevel, Money, Rate};
 use crate::matcher::{Matcher, MatcherConfig};
+use crate::risk::shard::Shards;
 use crate::risk::{RiskConfig, RiskEngine, Scan};
 use crate::shm::{Collateral, Funding, Input, Output, Tick};
 
 /// An engine over 3 synthetic instruments and `accounts` accounts, some already near the edge.
-fn engine(seed: u64, accounts: u64, vol: bool) -> RiskEngine {
+fn base(seed: u64, accounts: u64, vol: bool) -> RiskEngine {
     let (table, marks) = synth::instruments(3, seed);
     let mut accts = synth::generate(&table, &marks, accounts, seed ^ 0x5EED, 2).expect("accounts");
     accts.extend(
@@ -54,6 +55,16 @@ fn engine(seed: u64, accounts: u64, vol: bool) -> RiskEngine {
     RiskEngine::new(table, marks, accts, config, Scan::Index).with_fund(Money::from_int(5_000))
 }
 
+/// [`base`], unsharded.
+fn engine(seed: u64, accounts: u64, vol: bool) -> Shards {
+    Shards::single(base(seed, accounts, vol))
+}
+
+/// [`base`] in `n` shards.
+fn sharded(seed: u64, accounts: u64, vol: bool, n: usize) -> Shards {
+    Shards::split(base(seed, accounts, vol), n)
+}
+
 /// Drives `engine` through `n` random inputs, answering its orders with `matcher`; returns the
 /// inputs and, per input, the outputs.
 struct Driver {
@@ -66,10 +77,11 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(seed: u64, engine: &RiskEngine) -> Driver {
+    fn new(seed: u64, engine: &Shards) -> Driver {
         let mut marks = [0i64; 3];
         for (i, m) in marks.iter_mut().enumerate() {
             *m = engine
+                .first()
                 .marks()
                 .get(crate::margin::InstrumentId(i as u32))
                 .map_or(1_000, |p| p.0);
@@ -155,10 +167,10 @@ impl Driver {
     }
 
     /// Applies the next input to `engine`, queues fills for its orders, returns both.
-    fn step(&mut self, engine: &mut RiskEngine) -> (FeedEvent, Vec<Output>) {
+    fn step(&mut self, engine: &mut Shards) -> (FeedEvent, Vec<Output>) {
         let event = self.next_event();
         let mut outputs = Vec::new();
-        apply(engine, &event, &mut |o| outputs.push(o));
+        engine.apply(&event, &mut |o| outputs.push(o));
         for o in &outputs {
             if let Some(fill) = self.matcher.on_output(o) {
                 self.queued.push(Input::Fill(fill));
@@ -168,15 +180,15 @@ impl Driver {
     }
 }
 
-fn state_bytes(engine: &RiskEngine) -> Vec<u8> {
+fn state_bytes(engine: &Shards) -> Vec<u8> {
     let mut w = Writer::new();
     engine.encode_state(&mut w);
     w.into_bytes()
 }
 
-fn restored(seed: u64, accounts: u64, vol: bool, bytes: &[u8]) -> RiskEngine {
+fn restored(seed: u64, accounts: u64, vol: bool, n: usize, bytes: &[u8]) -> Shards {
     let mut r = Reader::new(bytes);
-    engine(seed, accounts, vol)
+    sharded(seed, accounts, vol, n)
         .restore_state(&mut r)
         .expect("the state restores")
 }
@@ -189,22 +201,23 @@ proptest! {
         seed in 1u64..u64::MAX,
         cut in 0usize..300,
         vol in any::<bool>(),
+        n in 1usize..4,
     ) {
         const ACCOUNTS: u64 = 60;
-        let mut original = engine(seed, ACCOUNTS, vol);
+        let mut original = sharded(seed, ACCOUNTS, vol, n);
         let mut driver = Driver::new(seed, &original);
         for _ in 0..cut {
             driver.step(&mut original);
         }
         let bytes = state_bytes(&original);
-        let mut copy = restored(seed, ACCOUNTS, vol, &bytes);
+        let mut copy = restored(seed, ACCOUNTS, vol, n, &bytes);
         // Bytes → state → bytes is the identity.
         prop_assert_eq!(&state_bytes(&copy), &bytes);
         let mut decisions = 0usize;
         for _ in 0..300 {
             let (event, outputs) = driver.step(&mut original);
             let mut again = Vec::new();
-            apply(&mut copy, &event, &mut |o| again.push(o));
+            copy.apply(&event, &mut |o| again.push(o));
             prop_assert_eq!(&again, &outputs, "input {}", event.seq);
             decisions += outputs.len();
         }
@@ -273,9 +286,13 @@ fn a_damaged_or_foreign_snapshot_is_a_typed_error_naming_the_file() {
     snapshot::write_atomic(&path, &bytes).unwrap();
     let (table, marks) = synth::instruments(4, 3);
     let other = RiskEngine::new(table, marks, Vec::new(), RiskConfig::default(), Scan::Index);
-    let err = snapshot::load(&path, other).unwrap_err();
+    let err = snapshot::load(&path, Shards::single(other)).unwrap_err();
     assert!(matches!(err, SnapshotError::State { .. }), "{err}");
     assert!(err.to_string().contains("state.snap"), "{err}");
+    // Another number of shards: refused, naming the setting.
+    let err = snapshot::load(&path, sharded(3, 20, false, 2)).unwrap_err();
+    assert!(matches!(err, SnapshotError::State { .. }), "{err}");
+    assert!(err.to_string().contains("topology.shards"), "{err}");
 
     // Cut short anywhere: an error, never a panic.
     for cut in [
@@ -303,7 +320,7 @@ fn a_damaged_or_foreign_snapshot_is_a_typed_error_naming_the_file() {
 /// Writes what the emit stage would for `steps` inputs: input entry, outputs, input-done.
 fn journal_run(
     journal: &mut Journal,
-    engine: &mut RiskEngine,
+    engine: &mut Shards,
     driver: &mut Driver,
     steps: usize,
     position: &mut Position,
@@ -328,6 +345,16 @@ fn journal_run(
 
 #[test]
 fn a_restart_after_a_cut_at_any_record_equals_the_uninterrupted_run() {
+    restart_after_cuts(1);
+}
+
+#[test]
+fn a_sharded_restart_after_a_cut_at_any_record_equals_the_uninterrupted_run() {
+    restart_after_cuts(3);
+}
+
+fn restart_after_cuts(n: usize) {
+    let engine = |seed, accounts, vol| sharded(seed, accounts, vol, n);
     let dir = tempfile::tempdir().unwrap();
     let journal_path = dir.path().join("j");
     let snap_path = dir.path().join("s");

@@ -88,6 +88,19 @@ impl InsuranceFund {
         paid
     }
 
+    /// Two funds' buckets added (the slices of a sharded fund, summed; saturating).
+    pub fn plus(&self, other: &InsuranceFund) -> InsuranceFund {
+        let add = |a: Money, b: Money| a.checked_add(b).unwrap_or(Money::MAX);
+        InsuranceFund {
+            balance: add(self.balance, other.balance),
+            initial: add(self.initial, other.initial),
+            fees: add(self.fees, other.fees),
+            surplus: add(self.surplus, other.surplus),
+            covered: add(self.covered, other.covered),
+            uncovered: add(self.uncovered, other.uncovered),
+        }
+    }
+
     /// Whether the fund can pay `amount` in full.
     pub fn can_cover(&self, amount: Money) -> bool {
         amount <= self.balance

@@ -550,9 +550,9 @@ impl RiskEngine {
             {
                 job.limit_px = limit_px;
                 let account_id = self.acct(job.account).id();
-                let mut id = order_id(account_id, instrument, job.seq, job.children);
+                let mut id = self.order_id(account_id, instrument, job.seq, job.children);
                 while self.jobs.has_order(id) {
-                    id = id.wrapping_add(1).max(1);
+                    id = self.shard.next(id);
                 }
                 job.children += 1;
                 job.child = Some(Child {
@@ -896,7 +896,7 @@ impl RiskEngine {
             let cid = self.accounts[counterparty as usize].id();
             let side = if cq > 0 { Side::Sell } else { Side::Buy };
             self.pending_out.push(Output::Adl(shm::Adl {
-                order_id: order_id(cid, instrument, seq, u32::MAX - self.counters.adl as u32),
+                order_id: self.order_id(cid, instrument, seq, u32::MAX - self.counters.adl as u32),
                 account: cid,
                 instrument,
                 side,

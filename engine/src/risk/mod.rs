@@ -36,6 +36,7 @@ pub mod funding;
 mod jobs;
 pub mod liquidation;
 pub mod reload;
+pub mod shard;
 mod state;
 pub mod takeover;
 pub mod units;
@@ -212,6 +213,25 @@ pub struct RiskEngine {
     touched: Vec<u32>,
     bands: Vec<Band>,
     band_scratch: BandScratch,
+    /// This engine's place among the risk stage's shards; its order ids carry it.
+    shard: shard::ShardTag,
+}
+
+/// What [`RiskEngine::into_load_parts`] gives back: what a freshly loaded engine was built from.
+#[derive(Debug)]
+pub struct LoadParts {
+    /// The instruments.
+    pub table: InstrumentTable,
+    /// The marks at load.
+    pub marks: MarkPrices,
+    /// The accounts, in load order.
+    pub accounts: Vec<Account>,
+    /// The thresholds.
+    pub config: RiskConfig,
+    /// Which units a tick evaluates.
+    pub scan: Scan,
+    /// The insurance fund's starting balance.
+    pub fund: Money,
 }
 
 impl RiskEngine {
@@ -282,6 +302,7 @@ impl RiskEngine {
             touched: Vec::new(),
             bands: Vec::new(),
             band_scratch: BandScratch::default(),
+            shard: shard::ShardTag::default(),
         };
         engine.next_expiry_ns = engine.compute_next_expiry();
         // Decisions found at load (accounts already called or liquidatable) are queued and
@@ -741,6 +762,43 @@ impl RiskEngine {
     pub fn with_fund(mut self, initial: Money) -> RiskEngine {
         self.fund = InsuranceFund::new(initial);
         self
+    }
+
+    /// Places the engine among the risk stage's shards (before any input): its order ids then
+    /// carry the shard's number (see [`shard`]).
+    pub fn with_shard(mut self, tag: shard::ShardTag) -> RiskEngine {
+        self.shard = tag;
+        self
+    }
+
+    /// The engine's place among the risk stage's shards.
+    pub fn shard(&self) -> shard::ShardTag {
+        self.shard
+    }
+
+    /// An order id for a child of `account`'s job on `instrument`, carrying the shard's tag.
+    pub(crate) fn order_id(&self, account: u64, instrument: u32, seq: u64, n: u32) -> u64 {
+        self.shard
+            .tag(liquidation::order_id(account, instrument, seq, n))
+    }
+
+    /// What a freshly loaded engine was built from (instruments as loaded, marks, accounts,
+    /// thresholds, scan, the fund's starting balance), to build it again differently (e.g. in
+    /// shards). Meant for an engine that has applied no input: what inputs changed is lost.
+    pub fn into_load_parts(self) -> LoadParts {
+        let mut table = InstrumentTable::new();
+        for inst in self.base_instruments {
+            // Cannot fail: the same instruments made the running table.
+            let _ = table.push(inst);
+        }
+        LoadParts {
+            table,
+            marks: self.marks,
+            accounts: self.accounts,
+            config: self.config,
+            scan: self.scan,
+            fund: self.fund.initial(),
+        }
     }
 
     /// The insurance fund.

@@ -103,6 +103,17 @@ impl ReloadOutcome {
     pub fn changed(&self) -> bool {
         self.instruments_changed > 0 || self.thresholds_changed
     }
+
+    /// This outcome and another shard's together: the same change, the work summed.
+    pub fn plus(&self, other: &ReloadOutcome) -> ReloadOutcome {
+        ReloadOutcome {
+            instruments_changed: self.instruments_changed,
+            thresholds_changed: self.thresholds_changed,
+            units_evaluated: self.units_evaluated + other.units_evaluated,
+            margin_calls: self.margin_calls + other.margin_calls,
+            liquidations: self.liquidations + other.liquidations,
+        }
+    }
 }
 
 /// The instrument fields that cannot change live, as (name, running, new) when they differ.

@@ -359,7 +359,15 @@ impl RiskEngine {
     /// Replaces this engine's state (built from the same configuration: instruments, thresholds,
     /// scan) with one written by [`encode_state`](Self::encode_state). The whole input must be
     /// consumed.
-    pub fn restore_state(mut self, r: &mut Reader) -> Result<RiskEngine, DecodeError> {
+    pub fn restore_state(self, r: &mut Reader) -> Result<RiskEngine, DecodeError> {
+        let engine = self.restore_state_part(r)?;
+        r.finish()?;
+        Ok(engine)
+    }
+
+    /// As [`restore_state`](Self::restore_state), leaving what follows the state in `r` (the
+    /// next shard's state).
+    pub(crate) fn restore_state_part(mut self, r: &mut Reader) -> Result<RiskEngine, DecodeError> {
         let n = r.len_of(8)?;
         if n != self.base_instruments.len() {
             return Err(r.invalid(
@@ -621,7 +629,6 @@ impl RiskEngine {
                 return Err(r.invalid("a fund job slot that holds no fund job"));
             }
         }
-        r.finish()?;
 
         // Instruments: as configured, with the stored MMR scales applied.
         let mut table = crate::margin::InstrumentTable::new();

@@ -24,7 +24,7 @@
 //! the counterparties, not the fund, carry what is left. At expiry the inventory is settled like
 //! every position (a settlement record for [`FUND_ACCOUNT_ID`]). The inventory pays no funding.
 
-use super::liquidation::{Child, Job, order_id};
+use super::liquidation::{Child, Job};
 use super::{Book, RiskEngine};
 use crate::margin::{Account, Fill, InstrumentId, MarginMode, Money, Price, Qty};
 use crate::shm::{self, Output, Side};
@@ -178,7 +178,7 @@ impl RiskEngine {
         self.readmit.push(account);
         self.counters.takeovers += 1;
         self.pending_out.push(Output::Adl(shm::Adl {
-            order_id: order_id(
+            order_id: self.order_id(
                 FUND_ACCOUNT_ID,
                 instrument,
                 seq,

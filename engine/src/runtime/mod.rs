@@ -46,10 +46,12 @@ mod wait;
 mod tests;
 
 pub use link::LinkKind;
+pub(crate) use pipeline::pin_current;
 pub use pipeline::{
     DEFAULT_RING_CAPACITY, Outcome, Pipeline, PipelineHandle, RuntimeError, StageReport, StopSignal,
 };
-pub use topology::{Placement, ThreadPlan, Topology, TopologyPlan, available_cores};
+pub use topology::{Placement, ShardPlan, ThreadPlan, Topology, TopologyPlan, available_cores};
+pub(crate) use wait::Waiter;
 pub use wait::{PARK, SPIN_TURNS, WaitStrategy};
 
 /// Where a stage puts its output: the next ring, or (fused) the next stage's `process`.

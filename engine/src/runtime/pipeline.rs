@@ -393,6 +393,22 @@ impl Drop for AbortOnUnwind<'_> {
     }
 }
 
+/// Pins the calling thread as `placement` says: `Ok(true)` pinned, `Ok(false)` unpinned,
+/// `Err(core)` when the core cannot be used.
+pub(crate) fn pin_current(placement: Placement) -> Result<bool, usize> {
+    match placement {
+        Placement::Unpinned => Ok(false),
+        Placement::Core(id) => {
+            // `core_affinity` indexes a fixed-size CPU set and aborts the process beyond it.
+            if id >= CPU_SET_SIZE || !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                Err(id)
+            } else {
+                Ok(true)
+            }
+        }
+    }
+}
+
 fn thread_main(
     ctl: &Control,
     names: &[&'static str; 3],
@@ -402,15 +418,11 @@ fn thread_main(
     body: Body,
 ) -> ThreadResult {
     let _abort_on_unwind = AbortOnUnwind(ctl);
-    let pinned = match plan.placement {
-        Placement::Unpinned => false,
-        Placement::Core(id) => {
-            // `core_affinity` indexes a fixed-size CPU set and aborts the process beyond it.
-            if id >= CPU_SET_SIZE || !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                ctl.abort();
-                return Err(RuntimeError::Pin { thread, core: id });
-            }
-            true
+    let pinned = match pin_current(plan.placement) {
+        Ok(pinned) => pinned,
+        Err(core) => {
+            ctl.abort();
+            return Err(RuntimeError::Pin { thread, core });
         }
     };
     let cx = ThreadCx {

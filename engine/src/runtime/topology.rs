@@ -133,6 +133,16 @@ impl TopologyPlan {
         }
     }
 
+    /// How the thread running the middle stage (risk) waits.
+    pub fn stage_wait(&self) -> WaitStrategy {
+        self.topology
+            .groups()
+            .iter()
+            .position(|g| g.contains(&super::STAGE))
+            .and_then(|t| self.threads.get(t))
+            .map_or(WaitStrategy::BackoffPark, |t| t.wait)
+    }
+
     /// Chooses fusing, pinning and waiting from the cores this process may use (as returned by
     /// [`available_cores`], read once before any pinning).
     ///
@@ -217,6 +227,145 @@ impl TopologyPlan {
                 ],
             },
         }
+    }
+}
+
+/// How the risk stage's shards run: how many, and on which threads. With no threads the shards
+/// run inline on the risk stage's thread, one after another in shard order ("fused"); with one
+/// thread per shard, the risk stage fans inputs out to them and merges their outputs.
+///
+/// Invariant: `threads` is empty or holds one entry per shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// Risk shards (1: unsharded).
+    pub count: usize,
+    /// One per shard thread, in shard order; empty: the shards run inline.
+    pub threads: Vec<ThreadPlan>,
+    /// Why this plan, one sentence each.
+    pub reasons: Vec<String>,
+}
+
+impl Default for ShardPlan {
+    fn default() -> Self {
+        Self::single()
+    }
+}
+
+impl ShardPlan {
+    /// One shard, on the risk stage's thread (the unsharded engine).
+    pub fn single() -> Self {
+        Self {
+            count: 1,
+            threads: Vec::new(),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// `count` shards run inline on the risk stage's thread.
+    pub fn inline(count: usize) -> Self {
+        Self {
+            count,
+            threads: Vec::new(),
+            reasons: vec![format!(
+                "chosen by the caller: {count} shard(s) inline on the risk thread"
+            )],
+        }
+    }
+
+    /// `count` shard threads waiting with `wait`, pinned to `cores` (one per shard) or unpinned
+    /// when `cores` is empty.
+    pub fn threads(count: usize, wait: WaitStrategy, cores: &[usize]) -> Self {
+        let threads = (0..count)
+            .map(|k| ThreadPlan {
+                placement: cores
+                    .get(k)
+                    .map_or(Placement::Unpinned, |&c| Placement::Core(c)),
+                wait,
+            })
+            .collect();
+        Self {
+            count,
+            threads,
+            reasons: vec![format!(
+                "chosen by the caller: {count} shard thread(s), {}, {wait}",
+                if cores.is_empty() {
+                    "unpinned"
+                } else {
+                    "pinned"
+                }
+            )],
+        }
+    }
+
+    /// Chooses for `count` shards beside `pipeline` on `cores` (as [`TopologyPlan::auto`] reads
+    /// them): one pinned thread per shard on cores no pipeline thread is pinned to (the first of
+    /// four or more is left to the OS, as the pipeline leaves it), busy-spinning when the
+    /// pipeline does; inline on the risk thread when there are not enough such cores.
+    pub fn auto(count: usize, cores: &[usize], pipeline: &TopologyPlan) -> Self {
+        if count <= 1 {
+            return Self::single();
+        }
+        let taken: Vec<usize> = pipeline
+            .threads
+            .iter()
+            .filter_map(|t| match t.placement {
+                Placement::Core(c) => Some(c),
+                Placement::Unpinned => None,
+            })
+            .collect();
+        let skip = usize::from(cores.len() >= 4);
+        let free: Vec<usize> = cores
+            .iter()
+            .skip(skip)
+            .copied()
+            .filter(|c| !taken.contains(c))
+            .collect();
+        if free.len() >= count {
+            let wait = pipeline
+                .threads
+                .first()
+                .map_or(WaitStrategy::SpinYield, |t| t.wait);
+            let mut plan = Self::threads(count, wait, &free[..count]);
+            plan.reasons = vec![format!(
+                "{count} shards, {} free core(s): one pinned thread per shard, {wait} like the \
+                 pipeline",
+                free.len()
+            )];
+            plan
+        } else {
+            Self {
+                count,
+                threads: Vec::new(),
+                reasons: vec![format!(
+                    "{count} shards need {count} cores of their own, {} free: the shards run \
+                     inline on the risk thread, one after another (same decisions, no parallel \
+                     speed-up)",
+                    free.len()
+                )],
+            }
+        }
+    }
+
+    /// Whether the shards run on threads of their own.
+    pub fn threaded(&self) -> bool {
+        !self.threads.is_empty()
+    }
+}
+
+impl fmt::Display for ShardPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.threaded() {
+            writeln!(f, "risk shards: {}, one thread each", self.count)?;
+            for (k, t) in self.threads.iter().enumerate() {
+                writeln!(f, "  shard {k}: {}, {}", t.placement, t.wait)?;
+            }
+        } else {
+            writeln!(f, "risk shards: {}, inline on the risk thread", self.count)?;
+        }
+        for r in &self.reasons {
+            writeln!(f, "  because {r}")?;
+        }
+        Ok(())
     }
 }
 

@@ -139,9 +139,11 @@ impl Sink for EmitSink {
                 }
                 return;
             }
+            // The risk stage closes every input; its input-done entry is journaled only when
+            // the input had outputs.
             Entry::InputDone { seq } => {
                 if self.counters.journal_error.is_none()
-                    && let Err(e) = self.inputs.stage_done(&mut self.journal, seq)
+                    && let Err(e) = self.inputs.close(&mut self.journal, seq)
                 {
                     self.journal_failed(&e);
                 }

@@ -14,6 +14,7 @@
 mod emit;
 mod ingest;
 mod risk;
+mod shards;
 
 pub use emit::{EmitCounters, EmitSink};
 pub use ingest::IngestSource;

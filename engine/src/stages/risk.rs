@@ -1,23 +1,43 @@
-//! The risk stage on the runtime: applies each event to the [`RiskEngine`] and hands its
+//! The risk stage on the runtime: applies each event to the risk [`Shards`] and hands their
 //! decisions to emit.
+//!
+//! The shards run inline, one after another on this stage's thread (one shard: the unsharded
+//! engine), or on threads of their own ([`super::shards`]), as the [`ShardPlan`] says. Either
+//! way emit receives, for every input: its input entry, the outputs of each shard in shard
+//! order, then an input-done entry that closes it (journaled only when there were outputs).
 
+use std::sync::{Arc, Mutex};
+
+use super::shards::{MergeCx, ShardPool};
+use super::{Inbound, Outbound};
+use crate::ops::RiskControl;
 use crate::recovery::{Entry, SnapshotTaker};
-use crate::risk::{RiskCounters, RiskEngine};
-use crate::runtime::{Emit, Stage};
+use crate::risk::RiskCounters;
+use crate::risk::shard::{ShardSummary, Shards};
+use crate::runtime::{Emit, ShardPlan, Stage, WaitStrategy};
 use crate::telemetry::{Hop, Recorder};
 
-use super::{Inbound, Outbound};
+/// Where the shards run.
+enum Exec {
+    /// On this stage's thread.
+    Inline(Shards),
+    /// On threads of their own.
+    Threads(ShardPool),
+    /// Handed back (after `finish`).
+    Finished,
+}
 
-/// Owns the [`RiskEngine`]; see the module docs of [`super`].
+/// Owns the risk shards; see the module docs of [`super`].
 pub struct RiskStage {
-    engine: RiskEngine,
+    exec: Exec,
+    /// The inline shards' recorder (shard threads have their own).
     recorder: Option<Recorder>,
     scratch: Vec<crate::shm::Output>,
-    report: std::sync::Arc<std::sync::Mutex<Option<RiskEngine>>>,
-    counters: std::sync::Arc<std::sync::Mutex<RiskCounters>>,
+    report: Arc<Mutex<Option<Shards>>>,
+    counters: Arc<Mutex<RiskCounters>>,
     processed: u64,
     /// Reload mailbox and gauges ([`crate::ops::control`]), if an ops thread listens.
-    control: Option<std::sync::Arc<crate::ops::RiskControl>>,
+    control: Option<Arc<RiskControl>>,
     /// Seq of the last input applied.
     last_seq: u64,
     /// `processed` when counters were last published.
@@ -26,16 +46,17 @@ pub struct RiskStage {
 }
 
 impl RiskStage {
-    /// Wraps an engine. On finish the engine is handed back through `report` (for the final
-    /// summary); counters are published every 1024 events into `counters`.
+    /// Runs `shards` inline on the stage's thread. On finish the shards are handed back through
+    /// `report` (for the final summary); counters are published every 1024 events into
+    /// `counters`.
     pub fn new(
-        engine: RiskEngine,
+        shards: Shards,
         recorder: Option<Recorder>,
-        report: std::sync::Arc<std::sync::Mutex<Option<RiskEngine>>>,
-        counters: std::sync::Arc<std::sync::Mutex<RiskCounters>>,
+        report: Arc<Mutex<Option<Shards>>>,
+        counters: Arc<Mutex<RiskCounters>>,
     ) -> RiskStage {
         RiskStage {
-            engine,
+            exec: Exec::Inline(shards),
             recorder,
             scratch: Vec::with_capacity(64),
             report,
@@ -48,11 +69,37 @@ impl RiskStage {
         }
     }
 
+    /// Moves the shards onto threads of their own when `plan` gives them threads (each with
+    /// one of `recorders`, rings of `capacity` items, waiting with `wait` where the plan does
+    /// not say); otherwise they stay inline.
+    pub fn on_threads(
+        mut self,
+        plan: &ShardPlan,
+        recorders: Vec<Option<Recorder>>,
+        capacity: usize,
+        wait: WaitStrategy,
+    ) -> std::io::Result<RiskStage> {
+        if !plan.threaded() {
+            return Ok(self);
+        }
+        let Exec::Inline(shards) = std::mem::replace(&mut self.exec, Exec::Finished) else {
+            return Ok(self);
+        };
+        self.exec = Exec::Threads(ShardPool::spawn(shards, plan, recorders, capacity, wait)?);
+        Ok(self)
+    }
+
     /// Lets an ops thread reload tiers and thresholds and read the gauges (see
     /// [`crate::ops::control`]): a waiting reload is applied every
     /// [`CHECK_EVERY`](crate::ops::control::CHECK_EVERY) inputs and when idle.
-    pub fn with_control(mut self, control: std::sync::Arc<crate::ops::RiskControl>) -> RiskStage {
+    pub fn with_control(mut self, control: Arc<RiskControl>) -> RiskStage {
         self.control = Some(control);
+        self
+    }
+
+    /// Takes snapshots of the shards between inputs (see [`crate::recovery::taker`]).
+    pub fn with_snapshots(mut self, taker: SnapshotTaker) -> RiskStage {
+        self.snapshots = Some(taker);
         self
     }
 
@@ -64,40 +111,65 @@ impl RiskStage {
         if !control.is_pending() {
             return;
         }
-        let handoff_ns = crate::clock::now_ns();
-        control.apply_pending(&mut self.engine, self.last_seq, &mut |output| {
-            out.emit(Outbound {
-                entry: Entry::Output(output),
-                publish_ns: 0,
-                handoff_ns,
-            })
-        });
+        match &mut self.exec {
+            Exec::Inline(shards) => {
+                let handoff_ns = crate::clock::now_ns();
+                control.apply_pending(shards, self.last_seq, &mut |output| {
+                    out.emit(Outbound {
+                        entry: Entry::Output(output),
+                        publish_ns: 0,
+                        handoff_ns,
+                    })
+                });
+            }
+            Exec::Threads(pool) => {
+                if let Some(request) = control.take_pending() {
+                    let mut cx = MergeCx {
+                        taker: self.snapshots.as_mut(),
+                        control: Some(control),
+                    };
+                    // The result is recorded when the merge has every shard's.
+                    pool.reload(
+                        request.generation,
+                        request.params,
+                        self.last_seq,
+                        out,
+                        &mut cx,
+                    );
+                }
+            }
+            Exec::Finished => {}
+        }
         self.publish();
+    }
+
+    fn summary(&self) -> Option<ShardSummary> {
+        match &self.exec {
+            Exec::Inline(shards) => Some(shards.summary()),
+            Exec::Threads(pool) => Some(pool.summary()),
+            Exec::Finished => None,
+        }
     }
 
     /// Publishes counters and gauges (never waits for a reader).
     fn publish(&mut self) {
         self.published = self.processed;
+        let Some(summary) = self.summary() else {
+            return;
+        };
         if let Ok(mut c) = self.counters.try_lock() {
-            *c = self.engine.counters();
+            *c = summary.counters;
         }
         if let Some(control) = self.control.as_ref() {
-            control.publish(&self.engine, self.last_seq, self.processed);
+            control.publish(&summary, self.last_seq, self.processed);
         }
     }
 
-    /// Takes snapshots of the engine between inputs (see [`crate::recovery::taker`]).
-    pub fn with_snapshots(mut self, taker: SnapshotTaker) -> RiskStage {
-        self.snapshots = Some(taker);
-        self
-    }
-}
-
-impl Stage for RiskStage {
-    type In = Inbound;
-    type Out = Outbound;
-
-    fn process<E: Emit<Outbound>>(&mut self, item: Inbound, out: &mut E) {
+    /// Applies one input inline: its entry, the shards' outputs, its close.
+    fn process_inline<E: Emit<Outbound>>(&mut self, item: Inbound, out: &mut E) {
+        let Exec::Inline(shards) = &mut self.exec else {
+            return;
+        };
         let risk_in = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::IngestRisk, item.handoff_ns),
             None => 0,
@@ -106,9 +178,11 @@ impl Stage for RiskStage {
         outputs.clear();
         // Ingest's alerts (gap, stale or restarted producer, held prices) go to the order ring
         // for the operator, in order with the decisions.
-        crate::recovery::apply(&mut self.engine, &item.event, &mut |o| outputs.push(o));
-        if let Some(taker) = self.snapshots.as_mut() {
-            taker.after(&self.engine, &item.event);
+        shards.apply(&item.event, &mut |o| outputs.push(o));
+        if let Some(taker) = self.snapshots.as_mut()
+            && taker.after(&item.event)
+        {
+            taker.store_now(shards);
         }
         let handoff_ns = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::Risk, risk_in),
@@ -120,7 +194,6 @@ impl Stage for RiskStage {
             publish_ns: item.event.publish_ns,
             handoff_ns,
         });
-        let any = !outputs.is_empty();
         for output in outputs.drain(..) {
             out.emit(Outbound {
                 entry: Entry::Output(output),
@@ -128,16 +201,39 @@ impl Stage for RiskStage {
                 handoff_ns,
             });
         }
-        if any {
-            out.emit(Outbound {
-                entry: Entry::InputDone {
-                    seq: item.event.seq,
-                },
-                publish_ns: 0,
-                handoff_ns,
-            });
-        }
+        out.emit(Outbound {
+            entry: Entry::InputDone {
+                seq: item.event.seq,
+            },
+            publish_ns: 0,
+            handoff_ns,
+        });
         self.scratch = outputs;
+    }
+}
+
+impl Stage for RiskStage {
+    type In = Inbound;
+    type Out = Outbound;
+
+    fn process<E: Emit<Outbound>>(&mut self, item: Inbound, out: &mut E) {
+        match &mut self.exec {
+            Exec::Inline(_) => self.process_inline(item, out),
+            Exec::Threads(pool) => {
+                let mut cx = MergeCx {
+                    taker: self.snapshots.as_mut(),
+                    control: self.control.as_deref(),
+                };
+                pool.dispatch(item, out, &mut cx);
+                if let Some(taker) = cx.taker.as_deref_mut()
+                    && taker.after(&item.event)
+                {
+                    let position = taker.position().clone();
+                    pool.snapshot(position, false, out, &mut cx);
+                }
+            }
+            Exec::Finished => return,
+        }
         self.processed += 1;
         if matches!(item.event.body, crate::ingest::FeedBody::Input(_)) {
             self.last_seq = item.event.seq;
@@ -154,6 +250,13 @@ impl Stage for RiskStage {
     }
 
     fn idle<E: Emit<Outbound>>(&mut self, out: &mut E) {
+        if let Exec::Threads(pool) = &mut self.exec {
+            let mut cx = MergeCx {
+                taker: self.snapshots.as_mut(),
+                control: self.control.as_deref(),
+            };
+            pool.merge(out, &mut cx);
+        }
         if let Some(r) = self.recorder.as_mut() {
             r.poll();
         }
@@ -165,30 +268,43 @@ impl Stage for RiskStage {
 
     fn finish<E: Emit<Outbound>>(&mut self, out: &mut E) {
         self.apply_reload(out);
-        if let Ok(mut c) = self.counters.lock() {
-            *c = self.engine.counters();
-        }
-        if let Some(control) = self.control.as_ref() {
-            control.publish_final(&self.engine, self.last_seq, self.processed);
+        let shards = match std::mem::replace(&mut self.exec, Exec::Finished) {
+            Exec::Inline(shards) => {
+                if let Some(taker) = self.snapshots.as_mut() {
+                    taker.finish(|w| shards.encode_state(w));
+                }
+                Some(shards)
+            }
+            Exec::Threads(mut pool) => {
+                let mut cx = MergeCx {
+                    taker: self.snapshots.as_mut(),
+                    control: self.control.as_deref(),
+                };
+                if let Some(taker) = cx.taker.as_deref() {
+                    let position = taker.position().clone();
+                    pool.snapshot(position, true, out, &mut cx);
+                }
+                match pool.finish(out, &mut cx) {
+                    Ok(shards) => Some(shards),
+                    Err(message) => panic!("{message}"),
+                }
+            }
+            Exec::Finished => None,
+        };
+        if let Some(shards) = shards {
+            let summary = shards.summary();
+            if let Ok(mut c) = self.counters.lock() {
+                *c = summary.counters;
+            }
+            if let Some(control) = self.control.as_ref() {
+                control.publish_final(&summary, self.last_seq, self.processed);
+            }
+            if let Ok(mut slot) = self.report.lock() {
+                *slot = Some(shards);
+            }
         }
         if let Some(r) = self.recorder.as_mut() {
             r.flush();
-        }
-        if let Some(taker) = self.snapshots.as_mut() {
-            taker.finish(&self.engine);
-        }
-        let engine = std::mem::replace(
-            &mut self.engine,
-            RiskEngine::new(
-                crate::margin::InstrumentTable::new(),
-                crate::margin::MarkPrices::new(0),
-                Vec::new(),
-                crate::risk::RiskConfig::default(),
-                crate::risk::Scan::Index,
-            ),
-        );
-        if let Ok(mut slot) = self.report.lock() {
-            *slot = Some(engine);
         }
     }
 }
