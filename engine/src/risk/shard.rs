@@ -430,3 +430,6 @@ fn fund_slices(fund: Money, n: usize) -> Vec<Money> {
         .map(|k| Money::from_bits(if k == 0 { share + rest } else { share }))
         .collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -43,3 +43,6 @@ pub struct Outbound {
     /// When risk handed it on.
     pub handoff_ns: u64,
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;
