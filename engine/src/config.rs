@@ -616,6 +616,41 @@ mod tests {
     }
 
     #[test]
+    fn shards_default_to_one_and_plan_as_asked() {
+        let c = parse("[accounts]\nscenario = \"s.toml\"\n").expect("valid");
+        assert_eq!((c.shards, &c.shard_threads), (1, &ShardChoice::Auto));
+        assert_eq!(c.shard_plan(&c.plan()), ShardPlan::single());
+        let pipeline = TopologyPlan::unpinned(Topology::Fused1, WaitStrategy::BackoffPark);
+        let c = parse(
+            "[accounts]\nscenario = \"s.toml\"\n[topology]\nshards = 3\nshard_threads = \"inline\"\n",
+        )
+        .expect("valid");
+        let plan = c.shard_plan(&pipeline);
+        assert_eq!((plan.count, plan.threaded()), (3, false));
+        let c = parse(
+            "[accounts]\nscenario = \"s.toml\"\n[topology]\nshards = 2\nshard_threads = \"threads\"\n",
+        )
+        .expect("valid");
+        let plan = c.shard_plan(&pipeline);
+        assert_eq!((plan.count, plan.threads.len()), (2, 2));
+        assert!(
+            plan.threads
+                .iter()
+                .all(|t| t.placement == crate::runtime::Placement::Unpinned
+                    && t.wait == WaitStrategy::BackoffPark)
+        );
+        let c = parse(
+            "[accounts]\nscenario = \"s.toml\"\n[topology]\nshards = 2\nshard_threads = \"threads\"\nshard_cores = [4, 5]\n",
+        )
+        .expect("valid");
+        let plan = c.shard_plan(&pipeline);
+        assert_eq!(
+            plan.threads[1].placement,
+            crate::runtime::Placement::Core(5)
+        );
+    }
+
+    #[test]
     fn thresholds_accept_strings_and_numbers() {
         let c = parse(
             "[accounts]\nscenario = \"s.toml\"\n[thresholds]\nmargin_call = \"0.85\"\nrearm = 0.75\nfill_deadline_ms = 2500\n",
@@ -651,6 +686,20 @@ mod tests {
             ),
             ("[topology]\nwait = \"busy-spin\"", "topology.mode"),
             ("[snapshot]\ninterval_ms = 5", "snapshot.interval_ms"),
+            ("[topology]\nshards = 0", "topology.shards"),
+            ("[topology]\nshards = 65", "topology.shards"),
+            (
+                "[topology]\nshards = 2\nshard_threads = \"many\"",
+                "topology.shard_threads",
+            ),
+            (
+                "[topology]\nshards = 2\nshard_cores = [1, 2]",
+                "topology.shard_cores",
+            ),
+            (
+                "[topology]\nshards = 2\nshard_threads = \"threads\"\nshard_cores = [1]",
+                "topology.shard_cores",
+            ),
             ("[snapshot]\npath = \"/\"", "snapshot.path"),
         ] {
             let err = parse(&format!("[accounts]\nscenario = \"s.toml\"\n{text}\n")).unwrap_err();

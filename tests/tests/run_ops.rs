@@ -102,6 +102,17 @@ fn stop_and_collect(mut engine: Child) -> (Option<i32>, String, String) {
 
 #[test]
 fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
+    run_ops("", 1);
+}
+
+/// The same with the accounts in two risk shards on threads of their own: the reload reaches
+/// both, the fund is the sum of its slices, and the final snapshot holds both shards.
+#[test]
+fn sharded_run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
+    run_ops("shards = 2\nshard_threads = \"threads\"\n", 2);
+}
+
+fn run_ops(topology: &str, shards: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = brink_tests::workspace_root();
     let klines = dir.path().join("flat.csv");
@@ -118,7 +129,7 @@ fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
     let config_text = |extra: &str| {
         format!(
             "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
-             [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n\
+             [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{topology}\
              [telemetry]\ninterval_ms = 200\n{extra}",
             feed.display(),
             orders.display(),
@@ -319,6 +330,36 @@ fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
     let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
     let journaled: Vec<Output> = brink::recovery::journaled_outputs(&recovery.records);
     assert_eq!(ring, journaled);
+
+    // The final snapshot holds every shard's state after the last input: the call and the
+    // liquidation are in it.
+    let loaded = {
+        let scenario = brink::scenario::Scenario::load(&scenario).expect("scenario");
+        let engine = brink::risk::RiskEngine::new(
+            scenario.instruments,
+            scenario.marks,
+            scenario.accounts,
+            brink::risk::RiskConfig::default(),
+            brink::risk::Scan::Index,
+        )
+        .with_fund(brink::margin::Money::from_int(1000));
+        let base = brink::risk::shard::Shards::split(engine, shards);
+        let path = dir.path().join("orders.journal.snapshot");
+        brink::recovery::snapshot::load(&path, base)
+            .expect("the final snapshot loads")
+            .expect("a final snapshot was written")
+    };
+    assert_eq!(loaded.engine.len(), shards);
+    assert_eq!(loaded.meta.next_feed_seq, published);
+    let c = loaded.engine.counters();
+    assert_eq!(c.margin_calls, 1, "{c:?}");
+    assert!(c.liquidations >= 1, "{c:?}");
+    if shards > 1 {
+        assert!(
+            stdout.contains(&format!("risk shards: {shards}, one thread each")),
+            "{stdout}"
+        );
+    }
 
     // After the stop, status says so (exit 1) and still shows the last counters.
     let (code, s) = status_json(&good);

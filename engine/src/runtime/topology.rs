@@ -386,3 +386,40 @@ impl fmt::Display for TopologyPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod shard_plan_tests {
+    use super::*;
+
+    #[test]
+    fn auto_gives_shards_free_cores_or_runs_them_inline() {
+        // 8 cores: the pipeline on 1–3, shards on 4 and 5; core 0 stays with the OS.
+        let cores: Vec<usize> = (0..8).collect();
+        let pipeline = TopologyPlan::auto(&cores);
+        let plan = ShardPlan::auto(2, &cores, &pipeline);
+        assert!(plan.threaded());
+        assert_eq!(
+            plan.threads.iter().map(|t| t.placement).collect::<Vec<_>>(),
+            vec![Placement::Core(4), Placement::Core(5)]
+        );
+        assert!(
+            plan.threads
+                .iter()
+                .all(|t| t.wait == WaitStrategy::BusySpin)
+        );
+        // 5 shards do not fit in the 4 cores left: inline, and it says why.
+        let plan = ShardPlan::auto(5, &cores, &pipeline);
+        assert_eq!((plan.count, plan.threaded()), (5, false));
+        assert!(plan.reasons[0].contains("inline"), "{plan}");
+        // 2 cores, both taken by the pipeline.
+        let cores = [0, 1];
+        let pipeline = TopologyPlan::auto(&cores);
+        let plan = ShardPlan::auto(2, &cores, &pipeline);
+        assert!(!plan.threaded());
+        assert!(
+            plan.to_string().contains("inline on the risk thread"),
+            "{plan}"
+        );
+        assert_eq!(ShardPlan::auto(1, &cores, &pipeline), ShardPlan::single());
+    }
+}

@@ -42,6 +42,8 @@ pub struct RiskStage {
     last_seq: u64,
     /// `processed` when counters were last published.
     published: u64,
+    /// When counters were last published.
+    published_ns: u64,
     snapshots: Option<SnapshotTaker>,
 }
 
@@ -65,6 +67,7 @@ impl RiskStage {
             control: None,
             last_seq: 0,
             published: 0,
+            published_ns: 0,
             snapshots: None,
         }
     }
@@ -154,6 +157,9 @@ impl RiskStage {
     /// Publishes counters and gauges (never waits for a reader).
     fn publish(&mut self) {
         self.published = self.processed;
+        if matches!(self.exec, Exec::Threads(_)) {
+            self.published_ns = crate::clock::now_ns();
+        }
         let Some(summary) = self.summary() else {
             return;
         };
@@ -261,7 +267,12 @@ impl Stage for RiskStage {
             r.poll();
         }
         self.apply_reload(out);
-        if self.published != self.processed {
+        // Shard threads publish their own summaries (a reload changes them with no input):
+        // their sum is refreshed at most every millisecond of idle time.
+        let threaded = matches!(self.exec, Exec::Threads(_));
+        if self.published != self.processed
+            || (threaded && crate::clock::now_ns().saturating_sub(self.published_ns) >= 1_000_000)
+        {
             self.publish();
         }
     }

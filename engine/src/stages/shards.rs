@@ -645,6 +645,8 @@ impl ShardThread {
                     self.push(ShardOut::Output { output, handoff_ns });
                 }
                 self.push(ShardOut::Reloaded(result));
+                // Counts as work: the summary changed and is published when idle.
+                self.processed += 1;
             }
             ShardIn::Snapshot => {
                 let bytes = shard::encode_one(&self.engine);
