@@ -1,5 +1,6 @@
 //! Crash recovery with real processes: `brink run` fed by a paced `brink-feed publish` is killed
-//! with SIGKILL at random moments (at least 20 times, seeded; the seed is printed, and
+//! with SIGKILL at random moments (at least 20 times, 10 with three risk shards on threads of
+//! their own; seeded: the seed is printed, and
 //! `BRINK_CRASH_SEED=N` repeats a run's kill points) and restarted each time, then stopped
 //! cleanly. Afterwards:
 //!
@@ -85,7 +86,14 @@ struct Paths {
     config: PathBuf,
 }
 
-fn paths(dir: &Path, name: &str, feed: &Path, scenario: &Path, accounts: &Path) -> Paths {
+fn paths(
+    dir: &Path,
+    name: &str,
+    feed: &Path,
+    scenario: &Path,
+    accounts: &Path,
+    topology: &str,
+) -> Paths {
     let p = Paths {
         dir: dir.to_path_buf(),
         feed: feed.to_path_buf(),
@@ -100,13 +108,14 @@ fn paths(dir: &Path, name: &str, feed: &Path, scenario: &Path, accounts: &Path) 
             "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 131072\n\
              [journal]\npath = \"{}\"\n[snapshot]\npath = \"{}\"\ninterval_ms = 100\nevery_inputs = 3000\n\
              [accounts]\nscenario = \"{}\"\nbulk = \"{}\"\ninsurance_fund = 100000\n\
-             [topology]\nmode = \"threads3\"\nwait = \"backoff\"\n",
+             [topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{}",
             p.feed.display(),
             p.orders.display(),
             p.journal.display(),
             p.snapshot.display(),
             scenario.display(),
             accounts.display(),
+            topology,
         ),
     )
     .expect("write config");
@@ -236,6 +245,17 @@ fn snapshot_state(path: &Path) -> Vec<u8> {
 
 #[test]
 fn sigkill_at_random_points_loses_and_repeats_nothing() {
+    crash_and_compare("", KILLS);
+}
+
+/// The same with the accounts in three risk shards on threads of their own: the merge is
+/// deterministic, so the replays after each crash regenerate exactly what was journaled.
+#[test]
+fn sigkill_of_a_sharded_engine_loses_and_repeats_nothing() {
+    crash_and_compare("shards = 3\nshard_threads = \"threads\"\n", KILLS / 2);
+}
+
+fn crash_and_compare(topology: &str, kills: usize) {
     let seed: u64 = std::env::var("BRINK_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -271,7 +291,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     );
 
     let feed = dir.path().join("feed.ring");
-    let crash = paths(dir.path(), "crash", &feed, &scenario, &accounts);
+    let crash = paths(dir.path(), "crash", &feed, &scenario, &accounts, topology);
     let mut publisher = Command::new(&brink_feed)
         .args([
             "publish",
@@ -291,7 +311,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
 
     // Kill and restart; the first start waits for the feed file.
     let started = Instant::now();
-    for run in 0..KILLS {
+    for run in 0..kills {
         let log = format!("run{run}");
         let mut engine = start_engine(&brink, &crash, &log);
         std::thread::sleep(Duration::from_millis(rng.range(50, 900)));
@@ -305,7 +325,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         engine.wait().expect("reaped");
     }
     println!(
-        "{KILLS} SIGKILLs in {:.1} s",
+        "{kills} SIGKILLs in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let published = publisher.wait().expect("publisher exits");
@@ -322,7 +342,14 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let mut bytes = std::fs::read(&feed).expect("feed file");
     bytes[256..264].copy_from_slice(&0u64.to_le_bytes());
     std::fs::write(&copy, bytes).expect("feed copy");
-    let reference = paths(dir.path(), "reference", &copy, &scenario, &accounts);
+    let reference = paths(
+        dir.path(),
+        "reference",
+        &copy,
+        &scenario,
+        &accounts,
+        topology,
+    );
     let engine = start_engine(&brink, &reference, "reference");
     drain_and_stop(engine, &reference, "reference");
 
