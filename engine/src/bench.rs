@@ -6,12 +6,14 @@
 //! {"topology":"threads3","cores":2,"rate":100000.0,"accounts":100000,"duration_s":10.0,
 //!  "throughput_per_s":99871.2,
 //!  "hops":{"feed":{"p50_ns":…,"p90_ns":…,"p99_ns":…,"p999_ns":…,"p9999_ns":…,"max_ns":…,"count":…},…},
-//!  "baseline":{"topology":"threads3","cores":2,…,"hops":{…}}}
+//!  "baseline":{"topology":"threads3","cores":2,…,"hops":{…}},
+//!  "shard_runs":[{"shards":1,"shard_threads":false,"topology":…,"hops":{…}},…]}
 //! ```
 //!
 //! Keys are in that order; hops in pipeline order (`feed`, `ingest_risk`, `risk`, `risk_emit`,
 //! `emit`, `e2e`), only those the topology has and that saw samples. `baseline` has the shape of
-//! the run itself and is present only when the baseline ran. The orchestration (processes,
+//! the run itself and is present only when the baseline ran; `shard_runs` only when `--shards`
+//! named more than one count (each entry is a run with its shard count first). The orchestration (processes,
 //! accounts, the price path) is the `brink bench` command, `engine/src/cli/bench.rs`.
 
 use std::fmt::Write as _;
@@ -50,7 +52,20 @@ pub struct BenchRun {
     pub hops: Report,
 }
 
-/// The document `brink bench --json` writes: the run, and the baseline when it ran.
+/// One run of a shard sweep (`brink bench --shards 1,2,4`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardRun {
+    /// Risk shards.
+    pub shards: usize,
+    /// Whether the shards had threads of their own (else they ran inline on the risk thread).
+    pub shard_threads: bool,
+    /// The run.
+    #[serde(flatten)]
+    pub run: BenchRun,
+}
+
+/// The document `brink bench --json` writes: the run, the baseline when it ran, and the shard
+/// sweep when more than one shard count ran.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchOutput {
     /// Brink's rings between the stages.
@@ -59,6 +74,42 @@ pub struct BenchOutput {
     /// The same pipeline with `crossbeam::channel` between the stages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BenchRun>,
+    /// Every shard count's run, in the order asked (the first is `run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_runs: Option<Vec<ShardRun>>,
+}
+
+/// The shard sweep as a table: shards, where they ran, intake and end-to-end latency, each
+/// count's intake relative to the first's.
+pub fn shard_table(runs: &[ShardRun]) -> String {
+    let mut out = String::new();
+    let first = runs.first().map_or(0.0, |r| r.run.throughput_per_s);
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<8}{:>14}{:>8}{:>12}{:>12}",
+        "shards", "threads", "records/s", "ratio", "e2e p50", "e2e p99"
+    );
+    for r in runs {
+        let e2e = r.run.hops.get("e2e");
+        let ns = |f: fn(&HopStats) -> u64| {
+            e2e.map_or("-".to_string(), |s| crate::telemetry::format_ns(f(s)))
+        };
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<8}{:>14.0}{:>8.2}{:>12}{:>12}",
+            r.shards,
+            if r.shard_threads { "own" } else { "inline" },
+            r.run.throughput_per_s,
+            if first > 0.0 {
+                r.run.throughput_per_s / first
+            } else {
+                0.0
+            },
+            ns(|s| s.p50_ns),
+            ns(|s| s.p99_ns),
+        );
+    }
+    out
 }
 
 impl BenchOutput {
@@ -182,6 +233,7 @@ mod tests {
         let alone = BenchOutput {
             run: run(hops.clone()),
             baseline: None,
+            shard_runs: None,
         };
         let text = alone.to_json_string();
         assert!(
@@ -196,15 +248,58 @@ mod tests {
         assert_eq!(v["hops"]["e2e"]["p9999_ns"], 4800);
         assert_eq!(v["hops"]["e2e"]["count"], 3);
 
+        assert!(!text.contains("shard_runs"), "{text}");
+
         let both = BenchOutput {
             run: run(hops.clone()),
             baseline: Some(run(report(&[("feed", stats(200, 7))]))),
+            shard_runs: None,
         };
         let v: serde_json::Value =
             serde_json::from_str(&both.to_json_string()).expect("valid JSON");
         assert_eq!(v["baseline"]["hops"]["feed"]["p50_ns"], 200);
         assert_eq!(v["baseline"]["topology"], "threads3");
         assert!(v["baseline"]["hops"].get("e2e").is_none());
+    }
+
+    #[test]
+    fn a_shard_sweep_lists_every_count_with_its_run_and_ratio() {
+        let hops = report(&[("feed", stats(100, 7)), ("e2e", stats(300, 3))]);
+        let sweep: Vec<ShardRun> = [(1, false, 1000.0), (2, true, 1500.0), (4, false, 500.0)]
+            .into_iter()
+            .map(|(shards, threads, tput)| ShardRun {
+                shards,
+                shard_threads: threads,
+                run: BenchRun {
+                    throughput_per_s: tput,
+                    ..run(hops.clone())
+                },
+            })
+            .collect();
+        let doc = BenchOutput {
+            run: sweep[0].run.clone(),
+            baseline: None,
+            shard_runs: Some(sweep.clone()),
+        };
+        let text = doc.to_json_string();
+        assert!(
+            text.contains("\"shard_runs\":[{\"shards\":1,\"shard_threads\":false,\"topology\""),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(v["shard_runs"][2]["shards"], 4);
+        assert_eq!(v["shard_runs"][1]["throughput_per_s"], 1500.0);
+        let table = shard_table(&sweep);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[2].contains("own") && lines[2].contains("1.50"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("inline") && lines[3].contains("0.50"),
+            "{table}"
+        );
     }
 
     #[test]

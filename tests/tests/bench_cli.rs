@@ -132,6 +132,9 @@ fn bad_options_exit_2_and_say_what_to_use() {
         &["--topology", "threads4"],
         &["--wait", "sleepy"],
         &["--accounts", "0"],
+        &["--shards", "0"],
+        &["--shards", "1,65"],
+        &["--shard-threads", "some"],
     ] {
         let out = Command::new(brink_tests::bin("brink"))
             .arg("bench")
@@ -143,4 +146,58 @@ fn bad_options_exit_2_and_say_what_to_use() {
         let option = args[0].split('=').next().unwrap_or_default();
         assert!(stderr.contains(option), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_shard_sweep_reports_every_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("shards.json");
+    let out = Command::new(brink_tests::bin("brink"))
+        .args([
+            "bench",
+            "--accounts",
+            "3000",
+            "--rate",
+            "20000",
+            "--duration",
+            "1",
+            "--topology",
+            "fuse-last2",
+            "--wait",
+            "backoff",
+            "--shards",
+            "1,2",
+            "--shard-threads",
+            "threads",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("brink bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("risk shards: 2, one thread each"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("by risk shard count"), "{stdout}");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
+    let runs = v["shard_runs"].as_array().expect("shard_runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["shards"].as_u64(), runs[1]["shards"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(runs[0]["shard_threads"], false);
+    assert_eq!(runs[1]["shard_threads"], true);
+    for run in runs {
+        check_run(run, "fuse-last2");
+    }
+    // The top-level run is the first count's.
+    assert_eq!(v["throughput_per_s"], runs[0]["throughput_per_s"]);
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! brink bench --accounts N --rate R --duration D --topology threads3|fuse-first2|fuse-last2|fused1|auto
 //!             [--wait busy-spin|spin-yield|backoff] [--json OUT] [--baseline]
+//!             [--shards 1,2,4] [--shard-threads auto|threads|inline]
 //! ```
 //!
 //! Each run makes its shared-memory files in a fresh folder, starts the venue (this executable
@@ -17,6 +18,11 @@
 //! `--baseline` then runs the same thing again, same accounts (same seed), same path, same
 //! topology and wait strategy, with `crossbeam::channel` (bounded, same capacity) between the
 //! stages instead of Brink's SPSC rings, and prints ours / baseline per hop.
+//!
+//! `--shards 1,2,4` runs once per shard count (the accounts partitioned by id over that many risk
+//! engines, see [`brink::risk::shard`]) and prints the records per second each took in, relative
+//! to the first count. Shards get threads of their own where free cores allow (`auto`), or always
+//! (`threads`), or run inline on the risk thread (`inline`); the table says which.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -25,11 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use brink::bench::{BenchOutput, BenchRun, ratio_table, topology_name};
+use brink::bench::{BenchOutput, BenchRun, ShardRun, ratio_table, shard_table, topology_name};
 use brink::demo::{self, VenueSummary};
 use brink::live::{self, LiveCounters};
 use brink::risk::RiskCounters;
-use brink::runtime::{LinkKind, StopSignal, TopologyPlan, WaitStrategy, available_cores};
+use brink::runtime::{
+    LinkKind, ShardPlan, StopSignal, TopologyPlan, WaitStrategy, available_cores,
+};
 use brink::telemetry::{ReportRequest, format_ns};
 use clap::Args;
 
@@ -76,6 +84,12 @@ pub struct BenchArgs {
     /// Keep each run's files in a folder under this one instead of a temporary folder.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Risk shard counts to run, one run each (e.g. 1,2,4).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    shards: Vec<usize>,
+    /// Where the shards run: auto (own cores when free, else inline), threads, or inline.
+    #[arg(long, default_value = "auto")]
+    shard_threads: String,
     #[command(flatten)]
     venue: super::demo::VenueArgs,
 }
@@ -122,6 +136,19 @@ fn check(args: &BenchArgs) -> Result<()> {
     }
     if args.accounts == 0 {
         bail!("--accounts must be at least 1");
+    }
+    let max = brink::risk::shard::MAX_SHARDS;
+    if args.shards.is_empty() || args.shards.iter().any(|&n| !(1..=max).contains(&n)) {
+        bail!(
+            "--shards {:?}: give shard counts from 1 to {max}, separated by commas (e.g. 1,2,4)",
+            args.shards
+        );
+    }
+    if !matches!(args.shard_threads.as_str(), "auto" | "threads" | "inline") {
+        bail!(
+            "--shard-threads {}: expected auto, threads or inline",
+            args.shard_threads
+        );
     }
     let ticks = ticks(args);
     if !(1..=MAX_TICKS).contains(&ticks) {
@@ -199,16 +226,31 @@ fn bench(args: &BenchArgs, plan: &TopologyPlan) -> Result<()> {
         cores
     );
     print!("topology: {plan}");
-    let ours = measure(args, plan, LinkKind::Ring, cores)?;
-    report(&ours, LinkKind::Ring);
+    let mut sweep = Vec::with_capacity(args.shards.len());
+    for &count in &args.shards {
+        let shards = shard_plan(args, count, plan);
+        if args.shards.len() > 1 || count > 1 {
+            println!();
+            print!("{shards}");
+        }
+        let m = measure(args, plan, &shards, LinkKind::Ring, cores)?;
+        report(&m, LinkKind::Ring);
+        sweep.push(ShardRun {
+            shards: count,
+            shard_threads: shards.threaded(),
+            run: m.run,
+        });
+    }
+    let ours = sweep[0].run.clone();
     let baseline = if args.baseline {
-        let base = measure(args, plan, LinkKind::Channel, cores)?;
+        let shards = shard_plan(args, args.shards[0], plan);
+        let base = measure(args, plan, &shards, LinkKind::Channel, cores)?;
         report(&base, LinkKind::Channel);
         println!();
         println!(
             "ratio per hop, ours (spsc ring) / baseline (crossbeam channel); below 1 is faster:"
         );
-        print!("{}", ratio_table(&ours.run.hops, &base.run.hops));
+        print!("{}", ratio_table(&ours.hops, &base.run.hops));
         if plan.topology == brink::runtime::Topology::Fused1 {
             println!("(fused1 has no queue between stages: both runs are the same pipeline)");
         }
@@ -216,16 +258,35 @@ fn bench(args: &BenchArgs, plan: &TopologyPlan) -> Result<()> {
     } else {
         None
     };
+    let shard_runs = (sweep.len() > 1).then(|| {
+        println!();
+        println!("records per second taken in, by risk shard count (ratio to the first):");
+        print!("{}", shard_table(&sweep));
+        sweep
+    });
     if let Some(out) = &args.json {
         let doc = BenchOutput {
-            run: ours.run,
+            run: ours,
             baseline,
+            shard_runs,
         };
         std::fs::write(out, doc.to_json_string() + "\n")
             .with_context(|| format!("writing {}", out.display()))?;
         println!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// Where `count` shards run, as `--shard-threads` asks (beside `plan`).
+fn shard_plan(args: &BenchArgs, count: usize, plan: &TopologyPlan) -> ShardPlan {
+    if count <= 1 {
+        return ShardPlan::single();
+    }
+    match args.shard_threads.as_str() {
+        "threads" => ShardPlan::threads(count, plan.stage_wait(), &[]),
+        "inline" => ShardPlan::inline(count),
+        _ => ShardPlan::auto(count, &available_cores(), plan),
+    }
 }
 
 fn report(m: &Measured, links: LinkKind) {
@@ -266,16 +327,18 @@ fn report(m: &Measured, links: LinkKind) {
 fn measure(
     args: &BenchArgs,
     plan: &TopologyPlan,
+    shards: &ShardPlan,
     links: LinkKind,
     cores: usize,
 ) -> Result<Measured> {
     let tag = match links {
-        LinkKind::Ring => "ring",
-        LinkKind::Channel => "channel",
+        LinkKind::Ring => format!("ring-{}", shards.count),
+        LinkKind::Channel => "channel".to_string(),
     };
-    let sub = args.dir.as_ref().map(|d| d.join(tag));
+    let sub = args.dir.as_ref().map(|d| d.join(&tag));
     let (dir, _temp) = work_dir(sub.as_deref(), "brink-bench-")?;
-    let config = live_config(&dir);
+    let mut config = live_config(&dir);
+    config.shards = shards.clone();
     let started = Instant::now();
     let engine = demo_engine(args.accounts, args.seed, args.fund)?;
     let accounts = engine.accounts().len() as u64;
