@@ -9,7 +9,10 @@
 //!
 //! ## Thread ownership
 //! - **ingest** owns the feed mapping's consumer cursor; it validates records and forwards events.
-//! - **risk** alone owns accounts, positions, prices and the insurance fund.
+//! - **risk** alone owns accounts, positions, prices and the insurance fund. With N risk shards
+//!   ([`risk::shard`]), each shard owns the accounts partitioned to it and a slice of the fund,
+//!   on the risk thread or a thread of its own; the risk stage fans inputs out to them and merges
+//!   their outputs in shard order ([`stages`]).
 //! - **emit** alone owns order ids, the output ring and the journal.
 //! - Nothing on the hot path is shared by two threads except the SPSC rings' cursors.
 //!
