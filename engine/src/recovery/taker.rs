@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::ingest::{FeedBody, FeedEvent};
-use crate::risk::shard::Shards;
 use crate::shm::Input;
 // Straight from std: see `progress`.
 use std::sync::Arc;
@@ -217,19 +216,18 @@ impl SnapshotTaker {
         }
     }
 
-    /// Takes the snapshot [`after`](Self::after) found due, of `shards` as they stand.
-    pub fn store_now(&mut self, shards: &Shards) {
-        let position = std::mem::take(&mut self.position);
-        self.store(&position, |w| shards.encode_state(w));
-        self.position = position;
-    }
-
-    /// The final snapshot of a clean stop, written by `state` at the current position
-    /// (replaces one still waiting for the writer); no snapshot is taken after it.
-    pub fn finish(&mut self, state: impl FnOnce(&mut super::codec::Writer)) {
+    /// Takes the snapshot [`after`](Self::after) found due, of the state `state` writes as it
+    /// stands at the current position.
+    pub fn store_now(&mut self, state: impl FnOnce(&mut super::codec::Writer)) {
         let position = std::mem::take(&mut self.position);
         self.store(&position, state);
         self.position = position;
+    }
+
+    /// The final snapshot of a clean stop, as [`store_now`](Self::store_now) (it replaces one
+    /// still waiting for the writer); no snapshot is taken after it.
+    pub fn finish(&mut self, state: impl FnOnce(&mut super::codec::Writer)) {
+        self.store_now(state);
         self.slot = None;
     }
 }

@@ -188,7 +188,7 @@ impl RiskStage {
         if let Some(taker) = self.snapshots.as_mut()
             && taker.after(&item.event)
         {
-            taker.store_now(shards);
+            taker.store_now(|w| shards.encode_state(w));
         }
         let handoff_ns = match self.recorder.as_mut() {
             Some(r) => r.stamp_since(Hop::Risk, risk_in),
