@@ -197,10 +197,17 @@ pub fn run_on(
         ),
         None => None,
     };
-    let (writer, taker) = match snapshots {
+    let (writer, mut taker) = match snapshots {
         Some((w, t)) => (Some(w), Some(t)),
         None => (None, None),
     };
+    // Without a snapshot to start from, one is taken at once: a restart then never has to
+    // replay from the configuration files, whose tiers and thresholds a reload may have changed.
+    if let Some(taker) = taker.as_mut()
+        && restart.report.snapshot_inputs.is_none()
+    {
+        taker.store_now(|w| engine.encode_state(w));
+    }
 
     let mut collector = Collector::new()?;
     use crate::telemetry::Hop;
@@ -271,7 +278,8 @@ pub fn run_on(
         stage = stage.with_snapshots(taker);
     }
     let sink = EmitSink::new(journal, producer, Some(emit_rec), counters.emit.clone())
-        .with_progress(progress);
+        .with_progress(progress)
+        .with_control(counters.control.clone());
     let handle = Pipeline::new(source, stage, sink)
         .names(["ingest", "risk", "emit"])
         .ring_capacity(config.ring_capacity)

@@ -4,7 +4,9 @@
 //! The ops thread [`post`](RiskControl::post)s validated parameters; the risk stage looks at the
 //! `pending` flag every [`CHECK_EVERY`] inputs and when idle, and only when it is set takes the
 //! slot's lock, applies the parameters at that input boundary
-//! ([`RiskEngine::reload`]) and leaves the result for the ops thread. The per-input cost is one
+//! ([`Shards::reload`](crate::risk::shard::Shards::reload)) and leaves the result for the ops
+//! thread. The parameters, encoded when posted, wait here for the emit stage, which journals
+//! them with the reload entry so that a restart applies them at the same place. The per-input cost is one
 //! Acquire load every [`CHECK_EVERY`] inputs; no lock is taken unless a reload is
 //! waiting. Gauges are published with `try_lock` where the stage already publishes its
 //! counters (never waiting on the ops thread).
@@ -12,9 +14,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::recovery::codec::Writer;
 use crate::risk::reload::{ReloadError, ReloadOutcome, RiskParams};
-use crate::risk::shard::{ShardSummary, Shards};
-use crate::shm::{MONEY_DECIMALS, Output};
+use crate::risk::shard::ShardSummary;
+use crate::shm::MONEY_DECIMALS;
 
 /// The risk stage looks for a waiting reload every this many inputs (and whenever idle).
 pub const CHECK_EVERY: u64 = 64;
@@ -65,16 +68,27 @@ pub struct RiskControl {
     slot: Mutex<Option<ReloadRequest>>,
     /// Results not yet collected by the ops thread, oldest first.
     applied: Mutex<Vec<ReloadApplied>>,
+    /// Encoded parameters of posted reloads the emit stage has not journaled yet.
+    records: Mutex<Vec<(u64, Vec<u8>)>>,
     gauges: Mutex<RiskGauges>,
 }
 
 impl RiskControl {
-    /// Hands a request to the risk stage (replacing one it has not taken yet).
+    /// Hands a request to the risk stage (replacing one it has not taken yet), with its
+    /// parameters encoded for the journal.
     pub fn post(&self, request: ReloadRequest) {
+        let mut w = Writer::new();
+        request.params.encode(&mut w);
         if let Ok(mut slot) = self.slot.lock() {
+            if let (Some(old), Ok(mut records)) = (slot.as_ref(), self.records.lock()) {
+                records.retain(|(g, _)| *g != old.generation);
+            }
+            if let Ok(mut records) = self.records.lock() {
+                records.push((request.generation, w.into_bytes()));
+            }
             *slot = Some(request);
         }
-        // Release: pairs with the Acquire swap in `apply_pending`; the request itself travels
+        // Release: pairs with the Acquire swap in `take_pending`; the request itself travels
         // under the slot's lock.
         self.pending.store(true, Ordering::Release);
     }
@@ -86,29 +100,8 @@ impl RiskControl {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// The risk stage's side: when a request waits, applies it to every shard after input
-    /// `after_seq`, passing its outputs to `out`, and records the result. Returns whether a
-    /// request was applied.
-    pub fn apply_pending(
-        &self,
-        shards: &mut Shards,
-        after_seq: u64,
-        out: &mut impl FnMut(Output),
-    ) -> bool {
-        let Some(request) = self.take_pending() else {
-            return false;
-        };
-        let result = shards.reload(&request.params, after_seq, out);
-        self.record(ReloadApplied {
-            generation: request.generation,
-            after_seq,
-            result,
-        });
-        true
-    }
-
-    /// The waiting request, if any, taken out of the slot (a risk stage whose shards run on
-    /// threads hands it to them and [`record`](Self::record)s the result when they are done).
+    /// The risk stage's side: the waiting request, if any, taken out of the slot. The stage
+    /// applies it to every shard at an input boundary and [`record`](Self::record)s the result.
     pub fn take_pending(&self) -> Option<ReloadRequest> {
         // Acquire: pairs with the Release store in `post`. Cleared before the slot is taken, so
         // a request posted meanwhile sets it again and is seen next time.
@@ -123,6 +116,14 @@ impl RiskControl {
         if let Ok(mut a) = self.applied.lock() {
             a.push(applied);
         }
+    }
+
+    /// The emit stage's side: the encoded parameters of reload `generation`, to journal with
+    /// its reload entry (taken once).
+    pub fn take_params_bytes(&self, generation: u64) -> Option<Vec<u8>> {
+        let mut records = self.records.lock().ok()?;
+        let at = records.iter().position(|(g, _)| *g == generation)?;
+        Some(records.remove(at).1)
     }
 
     /// The ops thread's side: results of the reloads applied since the last call.
@@ -173,6 +174,7 @@ impl RiskControl {
 mod tests {
     use super::*;
     use crate::margin::{InstrumentTable, MarkPrices, Money};
+    use crate::risk::shard::Shards;
     use crate::risk::{RiskConfig, RiskEngine, Scan};
 
     fn empty_engine() -> Shards {
@@ -189,11 +191,10 @@ mod tests {
     }
 
     #[test]
-    fn a_posted_reload_is_applied_once_and_reported() {
+    fn a_posted_reload_is_taken_once_with_its_journal_bytes() {
         let control = RiskControl::default();
         let mut engine = empty_engine();
-        let mut outs = Vec::new();
-        assert!(!control.apply_pending(&mut engine, 5, &mut |o| outs.push(o)));
+        assert!(control.take_pending().is_none());
         let config = RiskConfig {
             rearm_level: crate::margin::Rate(600_000_000),
             ..RiskConfig::default()
@@ -208,10 +209,24 @@ mod tests {
             });
         }
         assert!(control.is_pending());
-        assert!(control.apply_pending(&mut engine, 5, &mut |o| outs.push(o)));
-        assert!(!control.apply_pending(&mut engine, 6, &mut |o| outs.push(o)));
+        let request = control.take_pending().expect("a request waits");
+        assert!(control.take_pending().is_none());
+        // The newer request replaced the older one, and its parameters wait for the journal.
+        assert_eq!(request.generation, 2);
+        assert!(control.take_params_bytes(1).is_none());
+        let bytes = control.take_params_bytes(2).expect("encoded when posted");
+        let decoded =
+            RiskParams::decode(&mut crate::recovery::codec::Reader::new(&bytes)).expect("decodes");
+        assert_eq!(decoded.config, config);
+        assert!(control.take_params_bytes(2).is_none(), "taken once");
+        let mut outs = Vec::new();
+        let result = engine.reload(&request.params, 5, &mut |o| outs.push(o));
+        control.record(ReloadApplied {
+            generation: request.generation,
+            after_seq: 5,
+            result,
+        });
         let applied = control.take_applied();
-        // The newer request replaced the older one.
         assert_eq!(applied.len(), 1);
         assert_eq!((applied[0].generation, applied[0].after_seq), (2, 5));
         assert!(

@@ -119,6 +119,21 @@ impl InputLog {
         Ok(())
     }
 
+    /// Stages a reload entry's journal record ([`super::entry::reload_record`]): it counts as
+    /// an input, open until [`close`](Self::close)d like one.
+    pub fn stage_reload(
+        &mut self,
+        journal: &mut Journal,
+        record: &[u8],
+    ) -> Result<(), JournalError> {
+        journal.stage(record)?;
+        self.inputs += 1;
+        self.open = true;
+        self.had_output = false;
+        self.staged = true;
+        Ok(())
+    }
+
     /// The risk stage has passed on every output of the current input: stages its input-done
     /// entry when it had outputs (an input without outputs needs none), and the input is
     /// complete once that is written.

@@ -190,6 +190,21 @@ pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, Recovery
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The parameters of every reload entry, by entry index.
+    let mut reloads = std::collections::HashMap::new();
+    for (index, e) in entries.iter().enumerate() {
+        if matches!(e, Entry::Reload { .. }) {
+            let params =
+                super::entry::reload_params(&recovery.records[index]).map_err(|source| {
+                    RecoveryError::Entry {
+                        path: config.journal.clone(),
+                        index,
+                        source,
+                    }
+                })?;
+            reloads.insert(index, params);
+        }
+    }
     drop(recovery);
 
     let instruments = base.first().instruments().len();
@@ -214,11 +229,9 @@ pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, Recovery
     };
 
     // Skip the entries the snapshot covers: every entry up to the one after its last input's
-    // outputs, that is, up to the next input entry.
-    let journal_inputs = entries
-        .iter()
-        .filter(|e| matches!(e, Entry::Input(_)))
-        .count() as u64;
+    // outputs, that is, up to the next input entry. Reload entries count as inputs.
+    let is_input = |e: &Entry| matches!(e, Entry::Input(_) | Entry::Reload { .. });
+    let journal_inputs = entries.iter().filter(|e| is_input(e)).count() as u64;
     if position.inputs > journal_inputs {
         return Err(RecoveryError::SnapshotAhead {
             snapshot: config.snapshot.clone().unwrap_or_default(),
@@ -230,7 +243,7 @@ pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, Recovery
     let mut seen_inputs = 0u64;
     let mut start = entries.len();
     for (i, e) in entries.iter().enumerate() {
-        if matches!(e, Entry::Input(_)) {
+        if is_input(e) {
             if seen_inputs == position.inputs {
                 start = i;
                 break;
@@ -245,27 +258,41 @@ pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, Recovery
     let mut last_seq = 0u64;
     let mut i = start;
     while i < entries.len() {
-        let Entry::Input(event) = entries[i] else {
-            i += 1;
-            continue;
-        };
         regenerated.clear();
-        last_seq = event.seq;
-        engine.apply(&event, &mut |o| regenerated.push(o));
-        position.apply(&event);
+        let seq = match entries[i] {
+            Entry::Input(event) => {
+                engine.apply(&event, &mut |o| regenerated.push(o));
+                position.apply(&event);
+                event.seq
+            }
+            Entry::Reload { after_seq, .. } => {
+                // Present: every reload entry's parameters were decoded above. A reload the
+                // engine refused then is refused again, with the same (no) outputs.
+                if let Some(params) = reloads.get(&i) {
+                    let _ = engine.reload(params, after_seq, &mut |o| regenerated.push(o));
+                }
+                position.reloaded();
+                after_seq
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        last_seq = seq;
         report.replayed += 1;
         i += 1;
         let mut k = 0usize;
         while i < entries.len() {
             match entries[i] {
-                Entry::Input(_) => break,
+                Entry::Input(_) | Entry::Reload { .. } => break,
                 Entry::RingEpoch { .. } | Entry::InputDone { .. } => {}
                 Entry::Output(o) => {
                     if regenerated.get(k) != Some(&o) {
                         return Err(RecoveryError::Diverged {
                             path: config.journal.clone(),
                             input: position.inputs,
-                            seq: event.seq,
+                            seq,
                             at: k,
                         });
                     }
@@ -280,7 +307,7 @@ pub fn restart(config: &RestartConfig, base: Shards) -> Result<Restart, Recovery
                 return Err(RecoveryError::Diverged {
                     path: config.journal.clone(),
                     input: position.inputs,
-                    seq: event.seq,
+                    seq,
                     at: k,
                 });
             }

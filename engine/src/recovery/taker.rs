@@ -92,7 +92,7 @@ pub fn describe(s: &SnapshotSettings) -> String {
 /// has applied; then kept up to date by [`SnapshotTaker::after`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
-    /// Input entries applied.
+    /// Input entries applied (reload entries included).
     pub inputs: u64,
     /// Feed seq after the last feed record applied.
     pub next_feed_seq: u64,
@@ -126,6 +126,11 @@ impl Position {
                 s.last_mark_px = t.mark_px;
             }
         }
+    }
+
+    /// Accounts for a reload applied (it counts as an input entry).
+    pub fn reloaded(&mut self) {
+        self.inputs += 1;
     }
 
     fn meta(&self) -> SnapshotMeta {
@@ -188,6 +193,11 @@ impl SnapshotTaker {
             return false;
         }
         true
+    }
+
+    /// Records a reload applied (or handed to the shards) after the inputs so far.
+    pub fn reloaded(&mut self) {
+        self.position.reloaded();
     }
 
     /// Where the risk state stands now (what a snapshot taken now would say).

@@ -569,3 +569,99 @@ fn a_journal_the_replay_disagrees_with_is_refused() {
     let err = restart(&config, engine(seed, accounts, false)).unwrap_err();
     assert!(matches!(err, RecoveryError::SnapshotAhead { .. }), "{err}");
 }
+
+/// Journals a reload of `params` after the last input, as the emit stage does.
+fn journal_reload(
+    journal: &mut Journal,
+    engine: &mut Shards,
+    params: &crate::risk::reload::RiskParams,
+    after_seq: u64,
+    position: &mut Position,
+) -> usize {
+    let mut w = Writer::new();
+    params.encode(&mut w);
+    journal
+        .append(&super::entry::reload_record(after_seq, 1, &w.into_bytes()))
+        .unwrap();
+    let mut outputs = Vec::new();
+    engine
+        .reload(params, after_seq, &mut |o| outputs.push(o))
+        .expect("accepted");
+    for o in &outputs {
+        journal.append(&Entry::Output(*o).to_bytes()).unwrap();
+    }
+    journal
+        .append(&Entry::InputDone { seq: after_seq }.to_bytes())
+        .unwrap();
+    position.reloaded();
+    outputs.len()
+}
+
+#[test]
+fn a_restart_applies_a_reload_journaled_after_its_snapshot() {
+    for n in [1usize, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_path = dir.path().join("j");
+        let (seed, accounts) = (13u64, 60u64);
+        let mut e = sharded(seed, accounts, false, n);
+        let mut d = Driver::new(seed, &e);
+        let mut position = Position::new(3);
+        let (mut j, _) = Journal::open(&journal_path, FsyncPolicy::Never).unwrap();
+        journal_run(&mut j, &mut e, &mut d, 60, &mut position);
+        let snapshot = |e: &Shards, p: &Position| {
+            snapshot::encode(
+                SnapshotMeta {
+                    inputs: p.inputs,
+                    next_feed_seq: p.next_feed_seq,
+                },
+                &p.seen,
+                e,
+            )
+        };
+        let before = snapshot(&e, &position);
+        // The operator lowers the margin-call level (the files now say so) and reloads.
+        let mut params = e.first().params();
+        params.config.call_level = Rate(200_000_000);
+        params.config.rearm_level = Rate(100_000_000);
+        let caused = journal_reload(&mut j, &mut e, &params, d.seq, &mut position);
+        assert!(caused > 1, "the reload raises calls: {caused} outputs");
+        let after = snapshot(&e, &position);
+        journal_run(&mut j, &mut e, &mut d, 60, &mut position);
+        drop(j);
+        let final_state = state_bytes(&e);
+        let (_, whole) = Journal::open(&journal_path, FsyncPolicy::Never).unwrap();
+        let expected = journaled_outputs(&whole.records);
+        drop(whole);
+        for (name, snap) in [("before", &before), ("after", &after)] {
+            let snap_path = dir.path().join(format!("s-{name}"));
+            std::fs::write(&snap_path, snap).unwrap();
+            // The configuration read at restart has the new thresholds; the snapshot says which
+            // were in force when it was taken.
+            let parts = base(seed, accounts, false).into_load_parts();
+            let configured = RiskEngine::new(
+                parts.table,
+                parts.marks,
+                parts.accounts,
+                params.config,
+                parts.scan,
+            )
+            .with_fund(parts.fund);
+            let base = Shards::split(configured, n);
+            let config = RestartConfig {
+                journal: journal_path.clone(),
+                fsync: FsyncPolicy::Never,
+                snapshot: Some(snap_path),
+                orders: dir.path().join(format!("orders-{name}")),
+                orders_capacity: 1 << 14,
+            };
+            let r = restart(&config, base)
+                .unwrap_or_else(|e| panic!("{n} shard(s), snapshot {name}: {e}"));
+            assert_eq!(r.position.inputs, position.inputs, "{name}");
+            assert_eq!(state_bytes(&r.engine), final_state, "{n} shard(s), {name}");
+            assert_eq!(r.report.completed, 0);
+            drop(r);
+            let (_, again) = Journal::open(&journal_path, FsyncPolicy::Never).unwrap();
+            assert_eq!(journaled_outputs(&again.records), expected, "{name}");
+        }
+    }
+}

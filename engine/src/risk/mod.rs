@@ -35,6 +35,7 @@ pub mod fund;
 pub mod funding;
 mod jobs;
 pub mod liquidation;
+mod params_codec;
 pub mod reload;
 pub mod shard;
 mod state;

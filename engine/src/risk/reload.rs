@@ -280,6 +280,15 @@ impl RiskEngine {
         })
     }
 
+    /// The tiers, liquidation fees and thresholds in force (as loaded or last reloaded; tiers
+    /// before volatility scaling).
+    pub fn params(&self) -> RiskParams {
+        RiskParams {
+            instruments: self.base_instruments.clone(),
+            config: self.config,
+        }
+    }
+
     /// The thresholds in force.
     pub fn config(&self) -> &RiskConfig {
         &self.config

@@ -8,8 +8,12 @@
 //! MMR scales, books, the engine clock and the counters. Maps are written in key order and heaps
 //! as sorted lists, so equal states give equal bytes.
 //!
-//! Not written, because they are rebuilt: the instrument table (from the configured instruments
-//! and the stored MMR scales), the account-id map, the band index's stale entries and scratch
+//! Last come the tiers, liquidation fees and thresholds in force ([`super::reload::RiskParams`]:
+//! a SIGHUP reload may have changed them since the configuration was read); a restored engine
+//! runs with those, not the configuration's.
+//!
+//! Not written, because they are rebuilt: the instrument table (from those instruments and the
+//! stored MMR scales), the account-id map, the band index's stale entries and scratch
 //! buffers. [`RiskEngine::restore_state`] applies the bytes to an engine built from the same
 //! configuration and checks every index it reads, so a damaged or foreign state is an error,
 //! never a panic later.
@@ -354,6 +358,9 @@ impl RiskEngine {
         for j in &self.fund_jobs {
             w.u32(j.unwrap_or(u32::MAX));
         }
+        // The tiers, fees and thresholds in force (a reload may have changed them since the
+        // configuration was read).
+        self.params().encode(w);
     }
 
     /// Replaces this engine's state (built from the same configuration: instruments, thresholds,
@@ -629,6 +636,17 @@ impl RiskEngine {
                 return Err(r.invalid("a fund job slot that holds no fund job"));
             }
         }
+        let params = crate::risk::reload::RiskParams::decode_part(r)?;
+        if crate::risk::reload::check_instruments(&self.base_instruments, &params.instruments)
+            .is_err()
+        {
+            return Err(r.invalid(
+                "the state's instruments differ from the configured ones in a field that only \
+                 a restart changes",
+            ));
+        }
+        self.base_instruments = params.instruments;
+        self.config = params.config;
 
         // Instruments: as configured, with the stored MMR scales applied.
         let mut table = crate::margin::InstrumentTable::new();

@@ -50,6 +50,8 @@ pub struct EmitSink {
     shared: Arc<Mutex<EmitCounters>>,
     since_publish: u32,
     inputs: InputLog,
+    /// Where the parameters of reloads wait to be journaled with their reload entries.
+    control: Option<Arc<crate::ops::RiskControl>>,
 }
 
 impl EmitSink {
@@ -69,6 +71,38 @@ impl EmitSink {
             shared,
             since_publish: 0,
             inputs: InputLog::new(Arc::new(JournalProgress::default())),
+            control: None,
+        }
+    }
+
+    /// Journals reloads with the parameters the ops thread posted to `control`.
+    pub fn with_control(mut self, control: Arc<crate::ops::RiskControl>) -> EmitSink {
+        self.control = Some(control);
+        self
+    }
+
+    /// Journals a reload entry with its parameters (it counts as an input). Parameters that
+    /// cannot be found stop the journal: a restart could not apply the reload again.
+    fn stage_reload(&mut self, after_seq: u64, generation: u64) {
+        let params = self
+            .control
+            .as_ref()
+            .and_then(|c| c.take_params_bytes(generation));
+        let Some(params) = params else {
+            tracing::error!(
+                generation,
+                "the parameters of reload {generation} are not at hand: emitting stopped"
+            );
+            self.counters.journal_error = Some(format!(
+                "the parameters of reload {generation} could not be journaled"
+            ));
+            self.inputs.fail();
+            self.publish();
+            return;
+        };
+        let record = crate::recovery::entry::reload_record(after_seq, generation, &params);
+        if let Err(e) = self.inputs.stage_reload(&mut self.journal, &record) {
+            self.journal_failed(&e);
         }
     }
 
@@ -146,6 +180,15 @@ impl Sink for EmitSink {
                     && let Err(e) = self.inputs.close(&mut self.journal, seq)
                 {
                     self.journal_failed(&e);
+                }
+                return;
+            }
+            Entry::Reload {
+                after_seq,
+                generation,
+            } => {
+                if self.counters.journal_error.is_none() {
+                    self.stage_reload(after_seq, generation);
                 }
                 return;
             }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::shards::{MergeCx, ShardPool};
 use super::{Inbound, Outbound};
 use crate::ops::RiskControl;
+use crate::ops::control::ReloadApplied;
 use crate::recovery::{Entry, SnapshotTaker};
 use crate::risk::RiskCounters;
 use crate::risk::shard::{ShardSummary, Shards};
@@ -106,7 +107,9 @@ impl RiskStage {
         self
     }
 
-    /// Applies a waiting reload between two inputs; its outputs go to emit like any decision.
+    /// Applies a waiting reload between two inputs. It goes to emit like an input: its entry
+    /// (journaled with the parameters, so a restart applies it at the same place), the
+    /// decisions it causes, its close.
     fn apply_reload<E: Emit<Outbound>>(&mut self, out: &mut E) {
         let Some(control) = self.control.as_ref() else {
             return;
@@ -114,32 +117,48 @@ impl RiskStage {
         if !control.is_pending() {
             return;
         }
+        let Some(request) = control.take_pending() else {
+            return;
+        };
+        if let Some(taker) = self.snapshots.as_mut() {
+            taker.reloaded();
+        }
         match &mut self.exec {
             Exec::Inline(shards) => {
                 let handoff_ns = crate::clock::now_ns();
-                control.apply_pending(shards, self.last_seq, &mut |output| {
-                    out.emit(Outbound {
-                        entry: Entry::Output(output),
-                        publish_ns: 0,
-                        handoff_ns,
-                    })
+                let after_seq = self.last_seq;
+                let entry = |entry| Outbound {
+                    entry,
+                    publish_ns: 0,
+                    handoff_ns,
+                };
+                out.emit(entry(Entry::Reload {
+                    after_seq,
+                    generation: request.generation,
+                }));
+                let result = shards.reload(&request.params, after_seq, &mut |output| {
+                    out.emit(entry(Entry::Output(output)))
+                });
+                out.emit(entry(Entry::InputDone { seq: after_seq }));
+                control.record(ReloadApplied {
+                    generation: request.generation,
+                    after_seq,
+                    result,
                 });
             }
             Exec::Threads(pool) => {
-                if let Some(request) = control.take_pending() {
-                    let mut cx = MergeCx {
-                        taker: self.snapshots.as_mut(),
-                        control: Some(control),
-                    };
-                    // The result is recorded when the merge has every shard's.
-                    pool.reload(
-                        request.generation,
-                        request.params,
-                        self.last_seq,
-                        out,
-                        &mut cx,
-                    );
-                }
+                let mut cx = MergeCx {
+                    taker: self.snapshots.as_mut(),
+                    control: Some(control),
+                };
+                // The result is recorded when the merge has every shard's.
+                pool.reload(
+                    request.generation,
+                    request.params,
+                    self.last_seq,
+                    out,
+                    &mut cx,
+                );
             }
             Exec::Finished => {}
         }

@@ -17,8 +17,9 @@
 //! threads' timing: a sharded run replays byte for byte.
 //!
 //! Reloads and snapshots travel through the same rings as inputs, between two inputs, so every
-//! shard applies a reload (or encodes its state) at the same input boundary; a snapshot is the
-//! shards' encoded parts put together in shard order.
+//! shard applies a reload (or encodes its state) at the same input boundary; a reload is merged
+//! like an input (its entry, each shard's decisions, its close), a snapshot is the shards'
+//! encoded parts put together in shard order.
 //!
 //! ## Never stuck
 //! The risk stage never waits without merging: while a shard's input ring is full it drains
@@ -83,6 +84,7 @@ enum Pending {
         generation: u64,
         after_seq: u64,
         next: usize,
+        started: bool,
         outcome: Option<Result<ReloadOutcome, ReloadError>>,
     },
     Snapshot {
@@ -203,6 +205,7 @@ impl ShardPool {
             generation,
             after_seq,
             next: 0,
+            started: false,
             outcome: None,
         });
     }
@@ -342,8 +345,21 @@ impl ShardPool {
                     generation,
                     after_seq,
                     next,
+                    started,
                     outcome,
                 } => {
+                    if !*started {
+                        out.emit(Outbound {
+                            entry: Entry::Reload {
+                                after_seq: *after_seq,
+                                generation: *generation,
+                            },
+                            publish_ns: 0,
+                            handoff_ns: 0,
+                        });
+                        *started = true;
+                        progressed = true;
+                    }
                     let mut blocked = None;
                     while *next < self.workers.len() {
                         match drain_outputs(&mut self.workers[*next].output, 0, out) {
@@ -371,6 +387,11 @@ impl ShardPool {
                         self.check_alive(k);
                         false
                     } else {
+                        out.emit(Outbound {
+                            entry: Entry::InputDone { seq: *after_seq },
+                            publish_ns: 0,
+                            handoff_ns: 0,
+                        });
                         if let (Some(control), Some(result)) = (cx.control, outcome.take()) {
                             control.record(ReloadApplied {
                                 generation: *generation,

@@ -108,7 +108,15 @@ fn shard_threads_pass_on_what_inline_shards_do() {
         .iter()
         .filter(|e| matches!(e, Entry::InputDone { .. }))
         .count();
-    assert_eq!((inputs, closes), (events.len(), events.len()));
+    let reloads = inline
+        .iter()
+        .filter(|e| matches!(e, Entry::Reload { generation: 1, .. }))
+        .count();
+    // The reload is passed on like an input: its entry, its decisions, its close.
+    assert_eq!(
+        (inputs, reloads, closes),
+        (events.len(), 1, events.len() + 1)
+    );
     for ring in [2usize, 64] {
         let plan = ShardPlan::threads(3, WaitStrategy::SpinYield, &[]);
         let (threaded, after, shards) = run(&plan, &events, ring);
