@@ -395,3 +395,110 @@ fn status_says_when_no_engine_runs() {
     assert!(stdout.contains("NOT RUNNING"), "{stdout}");
     assert!(stdout.contains("j.status"), "{stdout}");
 }
+
+/// A reload, then a crash: the restart starts from the snapshot taken at start (before the
+/// reload, under the old tiers, although the scenario file now has the new ones), applies the
+/// journaled reload at its place, and neither diverges nor emits anything twice.
+#[test]
+fn a_restart_after_a_sigkill_applies_the_journaled_reload() {
+    for (topology, shards) in [("", 1), ("shards = 2\nshard_threads = \"threads\"\n", 2)] {
+        kill_after_reload(topology, shards);
+    }
+}
+
+fn kill_after_reload(topology: &str, shards: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = brink_tests::workspace_root();
+    let klines = dir.path().join("flat.csv");
+    std::fs::write(&klines, flat_klines(40)).expect("write klines");
+    let example = std::fs::read_to_string(root.join("examples/scenario.toml")).expect("scenario");
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, &example).expect("write scenario");
+    let (feed, orders, journal) = (
+        dir.path().join("feed.ring"),
+        dir.path().join("orders.ring"),
+        dir.path().join("orders.journal"),
+    );
+    let config = dir.path().join("brink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
+             [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{topology}\
+             [snapshot]\ninterval_ms = 0\n[telemetry]\ninterval_ms = 200\n",
+            feed.display(),
+            orders.display(),
+            journal.display(),
+        ),
+    )
+    .expect("write config");
+    let start = || {
+        Command::new(brink_tests::bin("brink"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("brink run starts")
+    };
+    let mut engine = start();
+    let publisher = Command::new(brink_tests::bin("brink-feed"))
+        .args(["publish", "--create", "--rate", "5000", "--feed"])
+        .arg(&feed)
+        .arg("--file")
+        .arg(&klines)
+        .output()
+        .expect("brink-feed publishes");
+    assert!(publisher.status.success());
+    let mut published = 0;
+    let read_all = wait_for("the engine to apply the whole feed", || {
+        let (code, s) = status_json(&config);
+        published = s["rings"]["feed"]["produced"].as_u64().unwrap_or(0);
+        code == Some(0)
+            && published > 0
+            && s["status"]["risk"]["last_input_seq"].as_u64() == Some(published - 1)
+    });
+    assert!(read_all, "{shards} shard(s)");
+    let raised = example
+        .replace("mmr = \"0.004\", imr = \"0.008\"", "mmr = \"0.45\", imr = \"0.5\"")
+        .replace("mmr = \"0.005\", imr = \"0.01\" },\n          { max_notional = \"1000000\", mmr = \"0.01\", imr = \"0.02\"",
+                 "mmr = \"0.45\", imr = \"0.5\" },\n          { max_notional = \"1000000\", mmr = \"0.45\", imr = \"0.5\"");
+    std::fs::write(&scenario, raised).expect("rewrite scenario");
+    signal(engine.id(), Signal::HUP);
+    let reloaded = wait_for("the reload's decisions", || {
+        orders_in(&orders)
+            .iter()
+            .any(|o| matches!(o, Output::Liquidation(l) if l.account == 2))
+    });
+    assert!(reloaded, "{shards} shard(s)");
+    // Let the journal catch up with the ring, then crash.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(engine.id(), Signal::KILL);
+    engine.wait().expect("reaped");
+    let before = orders_in(&orders);
+
+    let engine = start();
+    let running = wait_for("the restarted engine", || {
+        let (code, s) = status_json(&config);
+        code == Some(0) && s["status"]["state"] == "running"
+    });
+    let (code, stdout, stderr) = stop_and_collect(engine);
+    assert!(running, "{stdout}\n{stderr}");
+    assert_eq!(code, Some(0), "{shards} shard(s): {stdout}\n{stderr}");
+    assert!(
+        stdout.contains("restart: snapshot at input 0"),
+        "{shards} shard(s): the snapshot taken at start: {stdout}"
+    );
+    let after = orders_in(&orders);
+    assert_eq!(
+        after, before,
+        "{shards} shard(s): nothing emitted twice or lost"
+    );
+    let reloads = after
+        .iter()
+        .filter(|o| matches!(o, Output::Alert(a) if a.code == alert_code::CONFIG_RELOADED))
+        .count();
+    assert_eq!(reloads, 1, "{after:?}");
+    let (_, recovery) = Journal::open(&journal, FsyncPolicy::Never).expect("journal");
+    assert_eq!(brink::recovery::journaled_outputs(&recovery.records), after);
+}
