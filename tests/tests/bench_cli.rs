@@ -21,6 +21,11 @@ const STATS: [&str; 7] = [
 
 /// Runs the bench; returns the parsed JSON, the JSON text and what it printed.
 fn bench(dir: &Path, topology: &str, baseline: bool) -> (Value, String, String) {
+    bench_with(dir, topology, if baseline { &["--baseline"] } else { &[] })
+}
+
+/// As [`bench`], with `extra` options.
+fn bench_with(dir: &Path, topology: &str, extra: &[&str]) -> (Value, String, String) {
     let json = dir.join(format!("{topology}.json"));
     let mut cmd = Command::new(brink_tests::bin("brink"));
     cmd.args([
@@ -39,10 +44,8 @@ fn bench(dir: &Path, topology: &str, baseline: bool) -> (Value, String, String) 
     .arg("--json")
     .arg(&json)
     .arg("--dir")
-    .arg(dir.join(topology));
-    if baseline {
-        cmd.arg("--baseline");
-    }
+    .arg(dir.join(topology))
+    .args(extra);
     let out = cmd.output().expect("brink bench runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -151,42 +154,16 @@ fn bad_options_exit_2_and_say_what_to_use() {
 #[test]
 fn a_shard_sweep_reports_every_count() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let json = dir.path().join("shards.json");
-    let out = Command::new(brink_tests::bin("brink"))
-        .args([
-            "bench",
-            "--accounts",
-            "3000",
-            "--rate",
-            "20000",
-            "--duration",
-            "1",
-            "--topology",
-            "fuse-last2",
-            "--wait",
-            "backoff",
-            "--shards",
-            "1,2",
-            "--shard-threads",
-            "threads",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("brink bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (v, _, stdout) = bench_with(
+        dir.path(),
+        "fuse-last2",
+        &["--shards", "1,2", "--shard-threads", "threads"],
     );
     assert!(
         stdout.contains("risk shards: 2, one thread each"),
         "{stdout}"
     );
     assert!(stdout.contains("by risk shard count"), "{stdout}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
     let runs = v["shard_runs"].as_array().expect("shard_runs");
     assert_eq!(runs.len(), 2);
     assert_eq!(

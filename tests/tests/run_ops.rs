@@ -100,6 +100,62 @@ fn stop_and_collect(mut engine: Child) -> (Option<i32>, String, String) {
     (status.code(), stdout, stderr)
 }
 
+/// A run's folder: a flat feed file, a copy of the example scenario, the ring and journal paths.
+struct Setup {
+    dir: tempfile::TempDir,
+    klines: std::path::PathBuf,
+    example: String,
+    scenario: std::path::PathBuf,
+    feed: std::path::PathBuf,
+    orders: std::path::PathBuf,
+    journal: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = brink_tests::workspace_root();
+        let klines = dir.path().join("flat.csv");
+        std::fs::write(&klines, flat_klines(40)).expect("write klines");
+        let example =
+            std::fs::read_to_string(root.join("examples/scenario.toml")).expect("scenario");
+        let scenario = dir.path().join("scenario.toml");
+        std::fs::write(&scenario, &example).expect("write scenario");
+        Setup {
+            klines,
+            example,
+            scenario,
+            feed: dir.path().join("feed.ring"),
+            orders: dir.path().join("orders.ring"),
+            journal: dir.path().join("orders.journal"),
+            dir,
+        }
+    }
+}
+
+/// A `brink run` configuration over these rings and journal, the scenario beside it, threads3
+/// waiting with back-off, `topology` appended to its section, then `extra` sections.
+fn config_text(feed: &Path, orders: &Path, journal: &Path, topology: &str, extra: &str) -> String {
+    format!(
+        "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
+         [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{topology}\
+         [telemetry]\ninterval_ms = 200\n{extra}",
+        feed.display(),
+        orders.display(),
+        journal.display(),
+    )
+}
+
+/// The example scenario with every BTC tier at 45 % maintenance (three tiers raised).
+fn raised_tiers(example: &str) -> String {
+    let raised = example
+        .replace("mmr = \"0.004\", imr = \"0.008\"", "mmr = \"0.45\", imr = \"0.5\"")
+        .replace("mmr = \"0.005\", imr = \"0.01\" },\n          { max_notional = \"1000000\", mmr = \"0.01\", imr = \"0.02\"",
+                 "mmr = \"0.45\", imr = \"0.5\" },\n          { max_notional = \"1000000\", mmr = \"0.45\", imr = \"0.5\"");
+    assert_eq!(raised.matches("\"0.45\"").count(), 3, "{raised}");
+    raised
+}
+
 #[test]
 fn run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
     run_ops("", 1);
@@ -113,29 +169,17 @@ fn sharded_run_reloads_tiers_on_sighup_reports_status_and_stops_cleanly() {
 }
 
 fn run_ops(topology: &str, shards: usize) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = brink_tests::workspace_root();
-    let klines = dir.path().join("flat.csv");
-    std::fs::write(&klines, flat_klines(40)).expect("write klines");
-    let example = std::fs::read_to_string(root.join("examples/scenario.toml")).expect("scenario");
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, &example).expect("write scenario");
-    let (feed, orders, journal) = (
-        dir.path().join("feed.ring"),
-        dir.path().join("orders.ring"),
-        dir.path().join("orders.journal"),
-    );
+    let Setup {
+        dir,
+        klines,
+        example,
+        scenario,
+        feed,
+        orders,
+        journal,
+    } = Setup::new();
     let config = dir.path().join("brink.toml");
-    let config_text = |extra: &str| {
-        format!(
-            "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
-             [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{topology}\
-             [telemetry]\ninterval_ms = 200\n{extra}",
-            feed.display(),
-            orders.display(),
-            journal.display(),
-        )
-    };
+    let config_text = |extra: &str| config_text(&feed, &orders, &journal, topology, extra);
     std::fs::write(&config, config_text("")).expect("write config");
 
     let (brink, brink_feed) = (brink_tests::bin("brink"), brink_tests::bin("brink-feed"));
@@ -213,11 +257,7 @@ fn run_ops(topology: &str, shards: usize) {
 
     // New BTC tiers (every tier at 45 %), same prices: account 1 (0.02 BTC long on 500:
     // MM 450, ratio 0.9) is called; account 2 (0.5 BTC short on 2,000: MM 11,250) liquidated.
-    let raised = example
-        .replace("mmr = \"0.004\", imr = \"0.008\"", "mmr = \"0.45\", imr = \"0.5\"")
-        .replace("mmr = \"0.005\", imr = \"0.01\" },\n          { max_notional = \"1000000\", mmr = \"0.01\", imr = \"0.02\"",
-                 "mmr = \"0.45\", imr = \"0.5\" },\n          { max_notional = \"1000000\", mmr = \"0.45\", imr = \"0.5\"");
-    assert_eq!(raised.matches("\"0.45\"").count(), 3, "{raised}");
+    let raised = raised_tiers(&example);
     std::fs::write(&scenario, raised).expect("rewrite scenario");
     // A key that only a restart changes is reported, not applied.
     std::fs::write(
@@ -407,28 +447,24 @@ fn a_restart_after_a_sigkill_applies_the_journaled_reload() {
 }
 
 fn kill_after_reload(topology: &str, shards: usize) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = brink_tests::workspace_root();
-    let klines = dir.path().join("flat.csv");
-    std::fs::write(&klines, flat_klines(40)).expect("write klines");
-    let example = std::fs::read_to_string(root.join("examples/scenario.toml")).expect("scenario");
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, &example).expect("write scenario");
-    let (feed, orders, journal) = (
-        dir.path().join("feed.ring"),
-        dir.path().join("orders.ring"),
-        dir.path().join("orders.journal"),
-    );
+    let Setup {
+        dir,
+        klines,
+        example,
+        scenario,
+        feed,
+        orders,
+        journal,
+    } = Setup::new();
     let config = dir.path().join("brink.toml");
     std::fs::write(
         &config,
-        format!(
-            "[feed]\npath = \"{}\"\nwait_ms = 60000\n[orders]\npath = \"{}\"\ncapacity = 1024\n[journal]\npath = \"{}\"\n\
-             [accounts]\nscenario = \"scenario.toml\"\ninsurance_fund = 1000\n[topology]\nmode = \"threads3\"\nwait = \"backoff\"\n{topology}\
-             [snapshot]\ninterval_ms = 0\n[telemetry]\ninterval_ms = 200\n",
-            feed.display(),
-            orders.display(),
-            journal.display(),
+        config_text(
+            &feed,
+            &orders,
+            &journal,
+            topology,
+            "[snapshot]\ninterval_ms = 0\n",
         ),
     )
     .expect("write config");
@@ -459,10 +495,7 @@ fn kill_after_reload(topology: &str, shards: usize) {
             && s["status"]["risk"]["last_input_seq"].as_u64() == Some(published - 1)
     });
     assert!(read_all, "{shards} shard(s)");
-    let raised = example
-        .replace("mmr = \"0.004\", imr = \"0.008\"", "mmr = \"0.45\", imr = \"0.5\"")
-        .replace("mmr = \"0.005\", imr = \"0.01\" },\n          { max_notional = \"1000000\", mmr = \"0.01\", imr = \"0.02\"",
-                 "mmr = \"0.45\", imr = \"0.5\" },\n          { max_notional = \"1000000\", mmr = \"0.45\", imr = \"0.5\"");
+    let raised = raised_tiers(&example);
     std::fs::write(&scenario, raised).expect("rewrite scenario");
     signal(engine.id(), Signal::HUP);
     let reloaded = wait_for("the reload's decisions", || {

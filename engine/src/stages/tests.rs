@@ -9,7 +9,6 @@ use crate::margin::Rate;
 use crate::ops::RiskControl;
 use crate::ops::control::ReloadRequest;
 use crate::recovery::Entry;
-use crate::risk::reload::RiskParams;
 use crate::risk::shard::Shards;
 use crate::risk::shard::tests::{drive_recorded, loaded};
 use crate::runtime::{Emit, ShardPlan, Stage, WaitStrategy};
@@ -46,20 +45,12 @@ fn inputs() -> Vec<FeedEvent> {
 fn run(plan: &ShardPlan, events: &[FeedEvent], ring: usize) -> (Vec<Entry>, u64, Shards) {
     let shards = Shards::split(loaded(1_000_000), 3);
     let control = Arc::new(RiskControl::default());
-    let mut config = *shards.first().config();
-    config.call_level = Rate(700_000_000);
-    config.rearm_level = Rate(600_000_000);
+    let mut params = shards.first().params();
+    params.config.call_level = Rate(700_000_000);
+    params.config.rearm_level = Rate(600_000_000);
     control.post(ReloadRequest {
         generation: 1,
-        params: RiskParams {
-            instruments: shards
-                .first()
-                .instruments()
-                .iter()
-                .map(|(_, i)| i.clone())
-                .collect(),
-            config,
-        },
+        params,
     });
     let report = Arc::new(Mutex::new(None));
     let mut stage = RiskStage::new(shards, None, report.clone(), Arc::default())

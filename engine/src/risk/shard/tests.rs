@@ -390,15 +390,7 @@ fn sharding_changes_no_decision_or_balance_while_the_fund_suffices() {
 #[test]
 fn a_reload_is_announced_once_and_applied_in_every_shard() {
     let mut shards = Shards::split(loaded(1_000_000), 3);
-    let mut params = crate::risk::reload::RiskParams {
-        instruments: shards
-            .first()
-            .instruments()
-            .iter()
-            .map(|(_, i)| i.clone())
-            .collect(),
-        config: *shards.first().config(),
-    };
+    let mut params = shards.first().params();
     params.config.call_level = crate::margin::Rate(500_000_000);
     params.config.rearm_level = crate::margin::Rate(400_000_000);
     let mut outputs = Vec::new();
