@@ -105,3 +105,19 @@ pub fn signal(pid: u32, sig: rustix::process::Signal) {
         .expect("a child pid is a positive i32");
     rustix::process::kill_process(pid, sig).expect("signal delivered");
 }
+
+/// Kills the process `pid` with SIGKILL when dropped (a test that panics half-way leaves no
+/// engine running behind it); an already-ended process is left alone.
+#[derive(Debug)]
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = i32::try_from(self.0)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}

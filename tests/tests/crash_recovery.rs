@@ -148,6 +148,7 @@ fn read_log(p: &Paths, log: &str) -> String {
 /// Waits until the engine has consumed (and journaled) every record of the closed feed, then
 /// stops it with SIGTERM; returns its output.
 fn drain_and_stop(mut engine: Child, p: &Paths, log: &str) -> String {
+    let _kill = brink_tests::KillOnDrop(engine.id());
     let ring = RingFile::open(
         &p.feed,
         Expect {
@@ -314,6 +315,7 @@ fn crash_and_compare(topology: &str, kills: usize) {
     for run in 0..kills {
         let log = format!("run{run}");
         let mut engine = start_engine(&brink, &crash, &log);
+        let _kill = brink_tests::KillOnDrop(engine.id());
         std::thread::sleep(Duration::from_millis(rng.range(50, 900)));
         if let Ok(Some(status)) = engine.try_wait() {
             panic!(

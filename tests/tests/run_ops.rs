@@ -191,6 +191,7 @@ fn run_ops(topology: &str, shards: usize) {
         .spawn()
         .expect("brink run starts");
     let pid = engine.id();
+    let _kill = brink_tests::KillOnDrop(pid);
     let publisher = Command::new(brink_feed)
         .args(["publish", "--create", "--rate", "5000", "--feed"])
         .arg(&feed)
@@ -478,6 +479,7 @@ fn kill_after_reload(topology: &str, shards: usize) {
             .expect("brink run starts")
     };
     let mut engine = start();
+    let _kill = brink_tests::KillOnDrop(engine.id());
     let publisher = Command::new(brink_tests::bin("brink-feed"))
         .args(["publish", "--create", "--rate", "5000", "--feed"])
         .arg(&feed)
@@ -511,6 +513,7 @@ fn kill_after_reload(topology: &str, shards: usize) {
     let before = orders_in(&orders);
 
     let engine = start();
+    let _kill_restarted = brink_tests::KillOnDrop(engine.id());
     let running = wait_for("the restarted engine", || {
         let (code, s) = status_json(&config);
         code == Some(0) && s["status"]["state"] == "running"
