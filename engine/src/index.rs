@@ -63,14 +63,28 @@ struct AccountSlot {
     entries: u32,
 }
 
+/// What the index has done since it was built: the work a tick or a re-band costs, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCounters {
+    /// Calls of [`BandIndex::set_bands`] (bandings and re-bandings).
+    pub set_bands: u64,
+    /// Edges pushed (two per band set).
+    pub pushes: u64,
+    /// Live edges popped by ticks (each retires its account's bands and touches it).
+    pub popped: u64,
+    /// Stale edges discarded as they surfaced on ticks.
+    pub stale_popped: u64,
+    /// Rebuilds that dropped every stale entry.
+    pub compactions: u64,
+}
+
 /// Per-instrument ordered band edges with lazy invalidation. See the module docs.
 #[derive(Debug)]
 pub struct BandIndex {
     heaps: Vec<InstrumentHeaps>,
     accounts: Vec<AccountSlot>,
     live_entries: u64,
-    compactions: u64,
-    stale_popped: u64,
+    counters: IndexCounters,
 }
 
 /// Stale entries tolerated beyond the live count before a rebuild.
@@ -85,8 +99,7 @@ impl BandIndex {
                 .collect(),
             accounts: vec![AccountSlot::default(); accounts],
             live_entries: 0,
-            compactions: 0,
-            stale_popped: 0,
+            counters: IndexCounters::default(),
         }
     }
 
@@ -146,6 +159,8 @@ impl BandIndex {
         }
         self.accounts[account as usize].entries = added;
         self.live_entries += u64::from(added);
+        self.counters.set_bands += 1;
+        self.counters.pushes += u64::from(added);
         self.maybe_compact();
         skipped
     }
@@ -167,7 +182,7 @@ impl BandIndex {
             if retire_edge(
                 &mut self.accounts,
                 &mut self.live_entries,
-                &mut self.stale_popped,
+                &mut self.counters,
                 top,
             ) {
                 touched(top.account);
@@ -182,7 +197,7 @@ impl BandIndex {
             if retire_edge(
                 &mut self.accounts,
                 &mut self.live_entries,
-                &mut self.stale_popped,
+                &mut self.counters,
                 top,
             ) {
                 touched(top.account);
@@ -258,12 +273,17 @@ impl BandIndex {
 
     /// How many times the heaps were rebuilt to drop stale entries.
     pub fn compactions(&self) -> u64 {
-        self.compactions
+        self.counters.compactions
     }
 
     /// Stale entries discarded as they surfaced on ticks.
     pub fn stale_popped(&self) -> u64 {
-        self.stale_popped
+        self.counters.stale_popped
+    }
+
+    /// The work done so far, counted (see [`IndexCounters`]).
+    pub fn counters(&self) -> IndexCounters {
+        self.counters
     }
 
     /// Heap bytes held by the index (capacity, not length), for memory reports.
@@ -288,7 +308,7 @@ impl BandIndex {
             heaps.lower.retain(live);
             heaps.upper.retain(|Reverse(e)| live(e));
         }
-        self.compactions += 1;
+        self.counters.compactions += 1;
         debug_assert_eq!(self.total_entries(), self.live_entries);
     }
 }
@@ -305,14 +325,15 @@ fn retire(slot: &mut AccountSlot, live_entries: &mut u64) {
 fn retire_edge(
     accounts: &mut [AccountSlot],
     live_entries: &mut u64,
-    stale_popped: &mut u64,
+    counters: &mut IndexCounters,
     edge: Edge,
 ) -> bool {
     let slot = &mut accounts[edge.account as usize];
     if slot.generation != edge.generation {
-        *stale_popped += 1;
+        counters.stale_popped += 1;
         return false;
     }
+    counters.popped += 1;
     retire(slot, live_entries);
     true
 }
