@@ -37,7 +37,7 @@
 //!
 //! "index" is `Scan::Index`; "scan" is `Scan::Holders`, which evaluates every unit holding the
 //! ticked instrument (and, having no use for them, computes no bands). The scan walks only the
-//! first 2,048 ticks (five of the path's jumps; a tick costs it ~20 ms at 10^6); the index walks
+//! first 2,048 ticks (five of the path's jumps; a tick costs it 20–30 ms at 10^6); the index walks
 //! the same window too, so their ratio compares the same work.
 
 //! Each window's counts (evaluations, the index's pops, pushes and re-bands, liquidations) are
