@@ -1,30 +1,59 @@
 //! Per-tick cost of the risk stage with 10^4, 10^5 and 10^6 accounts (3 positions each over 100
-//! instruments): the safe-band index (`risk_index/index/N`) versus evaluating every unit that
-//! holds the ticked instrument (`risk_index/scan/N`). The book loads healthy (accounts the
-//! generator draws already called or liquidatable are skipped, see `synth::generate_healthy`), then
-//! walks a seeded random path: most ticks move one
-//! instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %. Each iteration is one tick; the
-//! engines advance along the path from sample to sample, with 1 ms of feed time per tick (so
-//! liquidation deadlines pass as they would live). Each tick shows a book at the mark (5 lots a
-//! side of every instrument's size, 100,000 lots); liquidation orders are answered by the built-in
-//! matcher (`brink::matcher`) and its fills go back through `on_event`, as a venue's would, within
-//! the timed tick.
+//! instruments): the safe-band index versus evaluating every unit that holds the ticked
+//! instrument. The book loads healthy (accounts the generator draws already called or
+//! liquidatable are skipped, see `synth::generate_healthy`), then walks a seeded random path:
+//! most ticks move one instrument's mark by ±1–5 bp, one tick in 1,000 jumps 1–3 %, with 1 ms
+//! of feed time per tick (so liquidation deadlines pass as they would live). Each tick shows a
+//! book at the mark (100,000 lots a side); liquidation orders are answered by the built-in
+//! matcher (`brink::matcher`) and its fills go back through `on_event`, as a venue's would,
+//! within the timed tick. The insurance fund starts at 5 % of the traders' wallets.
 //!
-//! `risk_index/index_calm/N` runs the index on the same path without the jumps (no
-//! liquidations), which separates the cost of the index from that of liquidation work.
-//! `risk_index/index_fixed_edge/N` runs the index on the jump path over a population whose
-//! first 10^4 accounts are those of `index/10000` and whose other `N − 10^4` are drawn alike but
-//! collateralised to about 1x: the accounts near the edge stay the same while the holders of
-//! every instrument grow a hundredfold, which isolates what the index's cost depends on.
+//! ## What one iteration is
+//! One criterion iteration walks a fixed window of the path from the loaded book: a fresh
+//! engine (and matcher) is built from the same accounts before each iteration, outside the
+//! timing, and dropped after it, outside the timing. Every iteration of a bench therefore does
+//! the same work on the same book, whatever the engine's speed, and the sizes compare like with
+//! like. Criterion's times are per window; the summary divides them by the window's length.
 //!
-//! The insurance fund starts at 5 % of the traders' wallets.
+//! | id | population | path | window | engine |
+//! |---|---|---|---|---|
+//! | `risk_index/index/N` | alike | with jumps | the first pass, 65,536 ticks | index |
+//! | `risk_index/index_first2048/N` | alike | with jumps | the first 2,048 ticks | index |
+//! | `risk_index/scan/N` | alike | with jumps | the first 2,048 ticks | scan |
+//! | `risk_index/index_calm/N` | alike | without jumps | the first pass | index |
+//! | `risk_index/index_fixed_edge/N` | 10^4 at risk | with jumps | the first pass | index |
+//! | `risk_index/index_fixed_edge_no_adl/N` | 10^4 at risk | with jumps | the first pass | index, no deadline ADL |
+//!
+//! "Alike": `synth::generate_healthy(N)`, so the accounts near the edge grow with N. "10^4 at
+//! risk": the first 10^4 accounts are those of the alike population of 10^4 and the other
+//! N − 10^4 are drawn alike but collateralised to about 1x, so the holders of every instrument
+//! grow a hundredfold while the accounts near the edge, and every evaluation, pop and
+//! liquidation on the window, stay the same: the case that tests whether a tick's cost depends
+//! on how many accounts hold the instrument. One cost there still grows with the holders: an
+//! ADL ranking scores every opposite-side holder of the instrument (`risk::liquidation`), and
+//! the window's jobs that pass their fill deadline go to ADL. `index_fixed_edge_no_adl` sets
+//! `fill_deadline_ns` to `u64::MAX` (those jobs keep working the market; no ADL happens on the
+//! window), which leaves the index's own cost.
+//!
+//! "index" is `Scan::Index`; "scan" is `Scan::Holders`, which evaluates every unit holding the
+//! ticked instrument (and, having no use for them, computes no bands). The scan walks only the
+//! first 2,048 ticks (five of the path's jumps; a tick costs it 20–30 ms at 10^6); the index walks
+//! the same window too, so their ratio compares the same work.
+
+//! Each window's counts (evaluations, the index's pops, pushes and re-bands, liquidations) are
+//! printed; every iteration must repeat them exactly, or the bench panics.
 //!
 //! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
-//! `heap_bytes()` plus its struct, and the change of the process's resident set (`VmRSS`) over
-//! generating the accounts and building the engine.
+//! `heap_bytes()` plus its struct, and the change of the process's resident set over generating
+//! the accounts and building the engine.
 //!
-//! `cargo bench -p brink-bench --bench risk_index`; the summary table (medians of criterion's
-//! samples, ns per tick) is printed at the end.
+//! `cargo bench -p brink-bench --bench risk_index`; the summary tables (medians over the
+//! iterations, ns per tick) are printed at the end. Knobs (environment):
+//! - `RISK_INDEX_COUNTS=10000,1000000`: the account counts (default 10^4, 10^5, 10^6);
+//! - `RISK_INDEX_BENCHES=index,index_fixed_edge`: the benches to run (default all);
+//! - `RISK_INDEX_SAMPLES=10`: criterion samples per bench (at least 10);
+//! - `RISK_INDEX_ONCE=1`: walk each window once, without criterion, and print its counts (for
+//!   profilers: the window is walked in `walk_window`).
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -32,14 +61,15 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use brink::bulk::synth;
+use brink::index::IndexCounters;
 use brink::ingest::{FeedBody, FeedEvent};
 use brink::margin::{
     Account, CallLevel, Instrument, InstrumentTable, MarginMode, MarkPrices, Money, Price,
 };
 use brink::matcher::{Matcher, MatcherConfig};
-use brink::risk::{Book, RiskConfig, RiskEngine, Scan};
+use brink::risk::{Book, RiskConfig, RiskCounters, RiskEngine, Scan};
 use brink::shm::{Input, Output, Tick};
-use criterion::Criterion;
+use criterion::{Criterion, SamplingMode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -47,10 +77,16 @@ const COUNTS: [u64; 3] = [10_000, 100_000, 1_000_000];
 const INSTRUMENTS: usize = 100;
 const POSITIONS: usize = 3;
 const PATH_LEN: usize = 1 << 16;
+/// The long window: one pass of the path.
+const PASS: usize = PATH_LEN;
+/// The short window (the scan's): the first five of the path's jumps fall in it.
+const SHORT: usize = 2048;
 /// Feed time per tick.
 const TICK_NS: u64 = 1_000_000;
 /// Size shown at each best level, lots.
 const BOOK_LOTS: u32 = 100_000;
+/// Accounts at risk in the fixed-edge population, whatever its size.
+const AT_RISK: u64 = 10_000;
 
 /// The path: (instrument, relative move in 10^-6).
 fn path(seed: u64, jumps: bool) -> Vec<(u32, i64)> {
@@ -79,9 +115,6 @@ fn accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) -> Vec<Acco
         Err(e) => panic!("bench set-up: {e}"),
     }
 }
-
-/// Accounts at risk in the fixed-edge population, whatever its size.
-const AT_RISK: u64 = 10_000;
 
 /// The fixed-edge population: the same `AT_RISK` accounts as `accounts(AT_RISK)`, then
 /// `count − AT_RISK` more drawn alike but topped up to about 1x (collateral equal to each
@@ -124,13 +157,141 @@ fn fixed_edge_accounts(table: &InstrumentTable, marks: &MarkPrices, count: u64) 
     out
 }
 
-/// Which population a walker loads.
+/// Which population a bench loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Population {
     /// `accounts(count)`: the at-risk share grows with the count.
-    Mixed,
+    Alike,
     /// `fixed_edge_accounts(count)`: `AT_RISK` accounts near the edge, the rest far from it.
     FixedEdge,
+}
+
+/// One bench: which engine walks which window of which path over which population.
+#[derive(Debug, Clone, Copy)]
+struct Bench {
+    name: &'static str,
+    population: Population,
+    jumps: bool,
+    scan: Scan,
+    window: usize,
+    /// Whether a liquidation job past its fill deadline goes to ADL (the default); off, jobs
+    /// keep working the market.
+    deadline_adl: bool,
+}
+
+const BENCHES: [Bench; 6] = [
+    Bench {
+        name: "index",
+        population: Population::Alike,
+        jumps: true,
+        scan: Scan::Index,
+        window: PASS,
+        deadline_adl: true,
+    },
+    Bench {
+        name: "index_first2048",
+        population: Population::Alike,
+        jumps: true,
+        scan: Scan::Index,
+        window: SHORT,
+        deadline_adl: true,
+    },
+    Bench {
+        name: "scan",
+        population: Population::Alike,
+        jumps: true,
+        scan: Scan::Holders,
+        window: SHORT,
+        deadline_adl: true,
+    },
+    Bench {
+        name: "index_calm",
+        population: Population::Alike,
+        jumps: false,
+        scan: Scan::Index,
+        window: PASS,
+        deadline_adl: true,
+    },
+    Bench {
+        name: "index_fixed_edge",
+        population: Population::FixedEdge,
+        jumps: true,
+        scan: Scan::Index,
+        window: PASS,
+        deadline_adl: true,
+    },
+    Bench {
+        name: "index_fixed_edge_no_adl",
+        population: Population::FixedEdge,
+        jumps: true,
+        scan: Scan::Index,
+        window: PASS,
+        deadline_adl: false,
+    },
+];
+
+/// A loaded book: every timed window starts from an engine built from it afresh.
+struct Loaded {
+    table: InstrumentTable,
+    marks: MarkPrices,
+    accounts: Vec<Account>,
+    fund: Money,
+}
+
+impl Loaded {
+    fn new(count: u64, population: Population) -> Loaded {
+        let (table, marks) = market();
+        let accounts = match population {
+            Population::Alike => accounts(&table, &marks, count),
+            Population::FixedEdge => fixed_edge_accounts(&table, &marks, count),
+        };
+        // An insurance fund of 5 % of the traders' wallets, as venues keep one: bankrupt
+        // remainders go to it first, and to ADL only when it cannot carry them.
+        let fund = accounts
+            .iter()
+            .fold(Money::ZERO, |m, a| m.checked_add(a.wallet()).unwrap_or(m))
+            .to_scaled_floor(8)
+            .and_then(|units| Money::from_scaled_floor(units / 20, 8))
+            .unwrap_or(Money::ZERO);
+        Loaded {
+            table,
+            marks,
+            accounts,
+            fund,
+        }
+    }
+
+    /// A fresh engine over this book, at the start of the path.
+    fn walker(&self, bench: &Bench) -> Walker {
+        let prices = (0..INSTRUMENTS)
+            .map(|i| {
+                self.marks
+                    .get(brink::margin::InstrumentId(i as u32))
+                    .map_or(1, |p| p.0)
+            })
+            .collect();
+        let mut config = RiskConfig::default();
+        if !bench.deadline_adl {
+            config.liquidation.fill_deadline_ns = u64::MAX;
+        }
+        let engine = RiskEngine::new(
+            self.table.clone(),
+            self.marks.clone(),
+            self.accounts.clone(),
+            config,
+            bench.scan,
+        )
+        .with_fund(self.fund);
+        Walker {
+            engine,
+            matcher: Matcher::new(MatcherConfig::default(), INSTRUMENTS),
+            pending: Vec::new(),
+            prices,
+            at: 0,
+            seq: 0,
+            outputs: 0,
+        }
+    }
 }
 
 /// An engine walking the path.
@@ -145,40 +306,6 @@ struct Walker {
 }
 
 impl Walker {
-    fn new(count: u64, scan: Scan, population: Population) -> Walker {
-        let (table, marks) = market();
-        let accounts = match population {
-            Population::Mixed => accounts(&table, &marks, count),
-            Population::FixedEdge => fixed_edge_accounts(&table, &marks, count),
-        };
-        let prices = (0..INSTRUMENTS)
-            .map(|i| {
-                marks
-                    .get(brink::margin::InstrumentId(i as u32))
-                    .map_or(1, |p| p.0)
-            })
-            .collect();
-        // An insurance fund of 5 % of the traders' wallets, as venues keep one: bankrupt
-        // remainders go to it first, and to ADL only when it cannot carry them.
-        let fund = accounts
-            .iter()
-            .fold(Money::ZERO, |m, a| m.checked_add(a.wallet()).unwrap_or(m))
-            .to_scaled_floor(8)
-            .and_then(|units| Money::from_scaled_floor(units / 20, 8))
-            .unwrap_or(Money::ZERO);
-        let engine =
-            RiskEngine::new(table, marks, accounts, RiskConfig::default(), scan).with_fund(fund);
-        Walker {
-            engine,
-            matcher: Matcher::new(MatcherConfig::default(), INSTRUMENTS),
-            pending: Vec::new(),
-            prices,
-            at: 0,
-            seq: 0,
-            outputs: 0,
-        }
-    }
-
     #[inline]
     fn tick(&mut self, path: &[(u32, i64)]) {
         let (instrument, ppm) = path[self.at];
@@ -228,6 +355,99 @@ impl Walker {
     }
 }
 
+/// Walks the next `ticks` ticks of `path` (a separate function so that profilers can select it).
+#[inline(never)]
+fn walk_window(w: &mut Walker, path: &[(u32, i64)], ticks: usize) {
+    for _ in 0..ticks {
+        w.tick(path);
+    }
+}
+
+/// What one window did (the same on every iteration: the engine is deterministic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct WindowCounts {
+    ticks: u64,
+    risk: RiskCounters,
+    index: IndexCounters,
+    outputs: u64,
+    /// Heap entries (stale included) at the start and the end of the window.
+    entries_start: u64,
+    entries_end: u64,
+    live_end: u64,
+}
+
+impl WindowCounts {
+    fn per_tick(&self, n: u64) -> f64 {
+        n as f64 / self.ticks.max(1) as f64
+    }
+}
+
+/// Builds a fresh engine, walks one window and returns its time and counts; the engine is
+/// built and dropped outside the timing.
+fn one_window(loaded: &Loaded, bench: &Bench, path: &[(u32, i64)]) -> (Duration, WindowCounts) {
+    let mut w = loaded.walker(bench);
+    let r0 = w.engine.counters();
+    let i0 = w.engine.index().counters();
+    let entries_start = w.engine.index().total_entries();
+    let start = Instant::now();
+    walk_window(&mut w, path, bench.window);
+    let elapsed = start.elapsed();
+    let r1 = w.engine.counters();
+    let i1 = w.engine.index().counters();
+    let counts = WindowCounts {
+        ticks: r1.ticks - r0.ticks,
+        risk: RiskCounters {
+            evaluations: r1.evaluations - r0.evaluations,
+            margin_calls: r1.margin_calls - r0.margin_calls,
+            liquidations: r1.liquidations - r0.liquidations,
+            liquidation_fills: r1.liquidation_fills - r0.liquidation_fills,
+            takeovers: r1.takeovers - r0.takeovers,
+            adl: r1.adl - r0.adl,
+            ..RiskCounters::default()
+        },
+        index: IndexCounters {
+            set_bands: i1.set_bands - i0.set_bands,
+            pushes: i1.pushes - i0.pushes,
+            popped: i1.popped - i0.popped,
+            stale_popped: i1.stale_popped - i0.stale_popped,
+            compactions: i1.compactions - i0.compactions,
+        },
+        outputs: w.outputs,
+        entries_start,
+        entries_end: w.engine.index().total_entries(),
+        live_end: w.engine.index().live_entries(),
+    };
+    drop(black_box(w));
+    (elapsed, counts)
+}
+
+/// What one bench measured.
+#[derive(Default)]
+struct Measured {
+    /// Per-window times.
+    windows: Vec<Duration>,
+    counts: Option<WindowCounts>,
+}
+
+impl Measured {
+    /// Ns per tick of every window, ascending.
+    fn sorted_ns(&self, window: usize) -> Vec<f64> {
+        let mut per: Vec<f64> = self
+            .windows
+            .iter()
+            .map(|d| d.as_nanos() as f64 / window as f64)
+            .collect();
+        per.sort_by(f64::total_cmp);
+        per
+    }
+
+    /// Median ns per tick over the windows.
+    fn median_ns(&self, window: usize) -> Option<f64> {
+        let per = self.sorted_ns(window);
+        per.get(per.len() / 2).copied()
+    }
+}
+
 /// Resident set size of this process, bytes.
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -245,8 +465,7 @@ struct Memory {
     rss_per_position: f64,
 }
 
-fn memory() -> Memory {
-    let count = *COUNTS.last().unwrap_or(&1_000_000);
+fn memory(count: u64) -> Memory {
     let before = rss_bytes();
     let (table, marks) = market();
     let accounts = accounts(&table, &marks, count);
@@ -270,229 +489,232 @@ fn memory() -> Memory {
     m
 }
 
-/// What each engine of one population size measured.
-struct Row {
-    index: Measured,
-    scan: Measured,
-    /// The index on the path without jumps (no liquidations).
-    calm: Measured,
-    /// The index with `AT_RISK` accounts near the edge and the rest far from it.
-    edge: Measured,
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
-fn median_ns(samples: &[(u64, Duration)], keep: usize) -> f64 {
-    let start = samples.len().saturating_sub(keep);
-    let mut per: Vec<f64> = samples[start..]
-        .iter()
-        .map(|(n, d)| d.as_nanos() as f64 / (*n).max(1) as f64)
-        .collect();
-    per.sort_by(f64::total_cmp);
-    per.get(per.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Ticks of the fixed windows every engine walks first, from the same start.
-const FIRST_SHORT: usize = 256;
-
-/// What one engine measured.
-struct Measured {
-    /// Criterion's samples: median ns/tick.
-    median_ns: f64,
-    /// Evaluations per tick over criterion's samples.
-    evals_per_tick: f64,
-    /// Mean ns/tick over the first `FIRST_SHORT` ticks of the path from the loaded book.
-    first_short_ns: f64,
-    /// Mean ns/tick over the first `PATH_LEN` ticks (index engines only; NaN for the scan).
-    first_pass_ns: f64,
-}
-
-/// Mean ns/tick of the next `n` ticks.
-fn timed_ticks(w: &mut Walker, path: &[(u32, i64)], n: usize) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        w.tick(path);
-    }
-    start.elapsed().as_nanos() as f64 / n.max(1) as f64
-}
-
-/// Benches one engine.
-///
-/// Criterion chooses how many ticks each engine walks, so a fast engine walks the path many
-/// times (its prices compounding pass after pass, its book depleted by the liquidations) while a
-/// slow one walks part of it once. Before criterion, every engine therefore walks the same
-/// fixed windows from the same loaded book: its first `FIRST_SHORT` ticks, and for the index its
-/// whole first pass (`PATH_LEN` ticks); those compare like with like across sizes.
-fn bench_one(
-    c: &mut Criterion,
-    name: &str,
-    count: u64,
-    scan: Scan,
-    population: Population,
-    path: &[(u32, i64)],
-) -> Measured {
-    let mut w = Walker::new(count, scan, population);
-    let first_short_ns = timed_ticks(&mut w, path, FIRST_SHORT);
-    let first_pass_ns = if scan == Scan::Index {
-        let rest = timed_ticks(&mut w, path, PATH_LEN - FIRST_SHORT);
-        (first_short_ns * FIRST_SHORT as f64 + rest * (PATH_LEN - FIRST_SHORT) as f64)
-            / PATH_LEN as f64
-    } else {
-        f64::NAN
-    };
-    let slow = scan != Scan::Index && count >= 1_000_000;
-    let samples = if slow { 10 } else { 20 };
-    let mut group = c.benchmark_group("risk_index");
-    group
-        .sample_size(samples)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(if slow { 4 } else { 3 }));
-    let recorded: Rc<RefCell<Vec<(u64, Duration)>>> = Rc::default();
-    let (ticks0, evals0) = (w.engine.counters().ticks, w.engine.counters().evaluations);
-    {
-        let rec = Rc::clone(&recorded);
-        let w = &mut w;
-        group.bench_function(format!("{name}/{count}"), move |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    w.tick(path);
-                }
-                let elapsed = start.elapsed();
-                rec.borrow_mut().push((iters, elapsed));
-                elapsed
-            })
-        });
-    }
-    group.finish();
-    let c1 = w.engine.counters();
-    let ticks = (c1.ticks - ticks0).max(1) as f64;
+fn print_counts(name: &str, count: u64, c: &WindowCounts, per_tick_ns: &[f64]) {
+    let ix = c.index;
     println!(
-        "{name}/{count}: {} ticks, {:.1} evaluations/tick, {} margin calls, {} liquidations, \
-         {} fills, {} fund takeovers, {} ADL, {} outputs, {} liquidation jobs open at the end",
-        c1.ticks - ticks0,
-        (c1.evaluations - evals0) as f64 / ticks,
-        c1.margin_calls,
-        c1.liquidations,
-        c1.liquidation_fills,
-        c1.takeovers,
-        c1.adl,
-        w.outputs,
-        w.engine.open_jobs()
+        "{name}/{count}: {:.0} ns/tick (median; {:.0} to {:.0} over {} windows); {} ticks; per tick: {:.3} evaluations, {:.3} index pops ({:.3} stale), \
+         {:.3} re-bands, {:.3} pushes; {} margin calls, {} liquidations, {} fills, {} fund \
+         takeovers, {} ADL, {} outputs; heap entries {} -> {} ({} live), {} compactions",
+        per_tick_ns
+            .get(per_tick_ns.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN),
+        per_tick_ns.first().copied().unwrap_or(f64::NAN),
+        per_tick_ns.last().copied().unwrap_or(f64::NAN),
+        per_tick_ns.len(),
+        c.ticks,
+        c.per_tick(c.risk.evaluations),
+        c.per_tick(ix.popped),
+        c.per_tick(ix.stale_popped),
+        c.per_tick(ix.set_bands),
+        c.per_tick(ix.pushes),
+        c.risk.margin_calls,
+        c.risk.liquidations,
+        c.risk.liquidation_fills,
+        c.risk.takeovers,
+        c.risk.adl,
+        c.outputs,
+        c.entries_start,
+        c.entries_end,
+        c.live_end,
+        ix.compactions,
     );
-    Measured {
-        median_ns: median_ns(&recorded.borrow(), samples),
-        evals_per_tick: (c1.evaluations - evals0) as f64 / ticks,
-        first_short_ns,
-        first_pass_ns,
-    }
 }
 
 fn main() {
-    let mem = memory();
+    let counts: Vec<u64> = env_list("RISK_INDEX_COUNTS")
+        .map(|v| v.iter().filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| COUNTS.to_vec());
+    let wanted = env_list("RISK_INDEX_BENCHES");
+    let benches: Vec<Bench> = BENCHES
+        .iter()
+        .filter(|b| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|n| n == b.name))
+        })
+        .copied()
+        .collect();
+    let samples: usize = std::env::var("RISK_INDEX_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .max(10);
+    let once = std::env::var_os("RISK_INDEX_ONCE").is_some();
+
+    let mem = (!once).then(|| memory(*COUNTS.last().unwrap_or(&1_000_000)));
     let mut c = Criterion::default().configure_from_args();
     let path_jumps = path(2025, true);
     let path_calm = path(2025, false);
-    let mut rows = Vec::new();
-    for count in COUNTS {
-        let index = bench_one(
-            &mut c,
-            "index",
-            count,
-            Scan::Index,
-            Population::Mixed,
-            &path_jumps,
-        );
-        let scan = bench_one(
-            &mut c,
-            "scan",
-            count,
-            Scan::Holders,
-            Population::Mixed,
-            &path_jumps,
-        );
-        let calm = bench_one(
-            &mut c,
-            "index_calm",
-            count,
-            Scan::Index,
-            Population::Mixed,
-            &path_calm,
-        );
-        let edge = bench_one(
-            &mut c,
-            "index_fixed_edge",
-            count,
-            Scan::Index,
-            Population::FixedEdge,
-            &path_jumps,
-        );
-        rows.push((
-            count,
-            Row {
-                index,
-                scan,
-                calm,
-                edge,
-            },
-        ));
+    let mut results: Vec<(u64, &'static str, Measured)> = Vec::new();
+    for &count in &counts {
+        for population in [Population::Alike, Population::FixedEdge] {
+            let mine: Vec<&Bench> = benches
+                .iter()
+                .filter(|b| b.population == population)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let loaded = Loaded::new(count, population);
+            for bench in mine {
+                let path = if bench.jumps { &path_jumps } else { &path_calm };
+                let measured = Rc::new(RefCell::new(Measured::default()));
+                if once {
+                    let (d, counts) = one_window(&loaded, bench, path);
+                    let mut m = measured.borrow_mut();
+                    m.windows.push(d);
+                    m.counts = Some(counts);
+                } else {
+                    let mut group = c.benchmark_group("risk_index");
+                    group
+                        .sample_size(samples)
+                        .sampling_mode(SamplingMode::Flat)
+                        .warm_up_time(Duration::from_millis(1))
+                        .measurement_time(Duration::from_millis(1));
+                    let rec = Rc::clone(&measured);
+                    let loaded = &loaded;
+                    group.bench_function(format!("{}/{count}", bench.name), move |b| {
+                        b.iter_custom(|iters| {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                let (d, counts) = one_window(loaded, bench, path);
+                                let mut m = rec.borrow_mut();
+                                m.windows.push(d);
+                                // Same book, same path: every window must do the same work.
+                                let first = *m.counts.get_or_insert(counts);
+                                assert_eq!(
+                                    first, counts,
+                                    "{}: a window did other work",
+                                    bench.name
+                                );
+                                total += d;
+                            }
+                            total
+                        })
+                    });
+                    group.finish();
+                }
+                let m = Rc::try_unwrap(measured)
+                    .map(RefCell::into_inner)
+                    .unwrap_or_default();
+                if let Some(wc) = &m.counts {
+                    print_counts(bench.name, count, wc, &m.sorted_ns(bench.window));
+                }
+                results.push((count, bench.name, m));
+            }
+        }
     }
     c.final_summary();
+    summary(&counts, &results, mem.as_ref());
+}
 
+fn summary(counts: &[u64], results: &[(u64, &'static str, Measured)], mem: Option<&Memory>) {
+    let find = |count: u64, name: &str| {
+        results
+            .iter()
+            .find(|(c, n, _)| *c == count && *n == name)
+            .map(|(_, _, m)| m)
+    };
+    let window = |name: &str| {
+        BENCHES
+            .iter()
+            .find(|b| b.name == name)
+            .map_or(PASS, |b| b.window)
+    };
+    let ns = |count: u64, name: &str| find(count, name).and_then(|m| m.median_ns(window(name)));
+    let counts_of = |count: u64, name: &str| find(count, name).and_then(|m| m.counts);
+    let evals =
+        |count: u64, name: &str| counts_of(count, name).map(|c| c.per_tick(c.risk.evaluations));
+    let adl = |count: u64, name: &str| counts_of(count, name).map(|c| c.risk.adl as f64);
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let ratio = |a: Option<f64>, b: Option<f64>, digits: usize| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.digits$}x", a / b),
+        _ => "-".to_string(),
+    };
+    let iterations = |count: u64, name: &str| find(count, name).map_or(0, |m| m.windows.len());
     println!();
     println!(
-        "Same ticks from the same loaded book (mean ns/tick): the first {FIRST_SHORT} ticks, and the index's whole first pass of {PATH_LEN}"
+        "Index and scan on the same window, the first {SHORT} ticks from the loaded book (median ns per tick over the iterations)"
     );
     println!(
-        "| accounts | index, first {FIRST_SHORT} | scan, first {FIRST_SHORT} | scan/index | index, first pass | index, no jumps, first pass | index, 10^4 at risk, first pass |"
+        "| accounts | index | scan | scan/index | evals/tick index | evals/tick scan | iterations index, scan |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for (count, r) in &rows {
+    for &count in counts {
         println!(
-            "| {count} | {:.0} | {:.0} | {:.0}x | {:.0} | {:.0} | {:.0} |",
-            r.index.first_short_ns,
-            r.scan.first_short_ns,
-            r.scan.first_short_ns / r.index.first_short_ns,
-            r.index.first_pass_ns,
-            r.calm.first_pass_ns,
-            r.edge.first_pass_ns,
+            "| {count} | {} | {} | {} | {} | {} | {}, {} |",
+            cell(ns(count, "index_first2048"), 0),
+            cell(ns(count, "scan"), 0),
+            ratio(ns(count, "scan"), ns(count, "index_first2048"), 0),
+            cell(evals(count, "index_first2048"), 3),
+            cell(evals(count, "scan"), 0),
+            iterations(count, "index_first2048"),
+            iterations(count, "scan"),
         );
     }
     println!();
     println!(
-        "Criterion's samples (median ns/tick; each engine walks as far as its speed takes it, see bench_one)"
+        "The index over the first pass ({PASS} ticks) from the loaded book (median ns per tick over the iterations; ADL: closes on the window)"
     );
     println!(
-        "| accounts | index | scan | scan/index | evals/tick index | evals/tick scan | index, no jumps | evals/tick | index, 10^4 at risk | evals/tick |"
+        "| accounts | alike | evals/tick | ADL | alike, no jumps | evals/tick | ADL | 10^4 at risk | evals/tick | ADL | 10^4 at risk, no deadline ADL | evals/tick | ADL | iterations |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (count, r) in &rows {
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &count in counts {
+        let mut row = format!("| {count} |");
+        for name in [
+            "index",
+            "index_calm",
+            "index_fixed_edge",
+            "index_fixed_edge_no_adl",
+        ] {
+            row += &format!(
+                " {} | {} | {} |",
+                cell(ns(count, name), 0),
+                cell(evals(count, name), 3),
+                cell(adl(count, name), 0)
+            );
+        }
+        row += &format!(" {} |", iterations(count, "index"));
+        println!("{row}");
+    }
+    if let (Some(&first), Some(&last)) = (counts.first(), counts.last()) {
+        let growth = |name: &str| ratio(ns(last, name), ns(first, name), 2);
         println!(
-            "| {count} | {:.0} | {:.0} | {:.0}x | {:.2} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} |",
-            r.index.median_ns,
-            r.scan.median_ns,
-            r.scan.median_ns / r.index.median_ns,
-            r.index.evals_per_tick,
-            r.scan.evals_per_tick,
-            r.calm.median_ns,
-            r.calm.evals_per_tick,
-            r.edge.median_ns,
-            r.edge.evals_per_tick
+            "growth {first} -> {last}, first pass (goal <= 2x): alike {}, alike without jumps {}, 10^4 at risk {}, 10^4 at risk without deadline ADL {}",
+            growth("index"),
+            growth("index_calm"),
+            growth("index_fixed_edge"),
+            growth("index_fixed_edge_no_adl"),
+        );
+        // The scan evaluates every holder on every tick, and does the same liquidation work as
+        // the index: its cost over the pass is estimated as its evaluation cost on the short
+        // window (scan − index there) plus the index's cost over the pass.
+        let estimate = match (
+            ns(last, "scan"),
+            ns(last, "index_first2048"),
+            ns(last, "index"),
+        ) {
+            (Some(s), Some(i), Some(p)) => format!("{:.0}x", (s - i + p) / p),
+            _ => "-".to_string(),
+        };
+        println!(
+            "scan/index at {last} (goal >= 1000x): first {SHORT} ticks {}; first pass, estimated as (scan - index on the first {SHORT} + index on the pass) / index on the pass: {estimate}",
+            ratio(ns(last, "scan"), ns(last, "index_first2048"), 0),
         );
     }
-    if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {
+    if let Some(mem) = mem {
         println!(
-            "first pass, index growth 10^4 -> 10^6: {:.2}x with jumps, {:.2}x without, {:.2}x with 10^4 at risk (goal <= 2x)",
-            last.index.first_pass_ns / first.index.first_pass_ns,
-            last.calm.first_pass_ns / first.calm.first_pass_ns,
-            last.edge.first_pass_ns / first.edge.first_pass_ns,
-        );
-        println!(
-            "first {FIRST_SHORT} ticks, scan/index at 10^6: {:.0}x; criterion medians, scan/index at 10^6: {:.0}x (goal >= 1000x)",
-            last.scan.first_short_ns / last.index.first_short_ns,
-            last.scan.median_ns / last.index.median_ns,
+            "memory per position at 10^6 accounts x {POSITIONS} positions ({} positions): heap_bytes {:.1} B, resident set {:.1} B (goal <= 256 B)",
+            mem.positions, mem.heap_per_position, mem.rss_per_position
         );
     }
-    println!(
-        "memory per position at 10^6 accounts x {POSITIONS} positions ({} positions): heap_bytes {:.1} B, resident set {:.1} B (goal <= 256 B)",
-        mem.positions, mem.heap_per_position, mem.rss_per_position
-    );
 }

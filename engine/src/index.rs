@@ -3,31 +3,69 @@
 //! Every banded account owns, for each instrument it holds, a closed interval of prices
 //! `[lo, hi]` (in the instrument's integer price units) inside which its margin state provably
 //! cannot change (see the risk stage for how bands are computed from the margin buffer). Per
-//! instrument the index keeps the lower edges in a max-heap and the upper edges in a min-heap. A
-//! tick at price `p` pops the lower edges above `p` and the upper edges below `p`: exactly the
-//! accounts whose band `p` left. Cost per tick: `O((popped + stale) · log n)`, independent of how
-//! many accounts hold the instrument.
+//! instrument the index keeps the lower edges and the upper edges in two ordered sets. A tick at
+//! price `p` takes the lower edges above `p` from the top of the first and the upper edges below
+//! `p` from the bottom of the second: exactly the accounts whose band `p` left. An unbounded side
+//! (`lo = i64::MIN`, `hi = i64::MAX`) is not stored: no price leaves it.
+//!
+//! ## Cost
+//! Each instrument keeps its highest lower edge and its lowest upper edge beside the sets, so a
+//! tick that leaves no band reads those two numbers and touches no set. Taking an edge costs
+//! `O(log n)` comparisons in a B-tree of `n` edges, walking from the root to the end of the tree
+//! nearest the price; adding one walks to its place, which for an account near its edge is near
+//! that end too. Those walks follow the path the instrument's previous ticks followed, so the
+//! nodes they visit stay in cache whatever the number of edges far from the price. (The binary
+//! heaps the index used before sifted every pop down to a leaf that differed each time, through
+//! the far edges, and grew by copying all of them at once: both made a tick's cost grow with the
+//! number of holders.) Cost per tick: `O((popped + stale) · log n)`. A split node is allocated
+//! and a merged one freed as edges come and go: small allocations on the re-band path, none on
+//! a tick that leaves no band.
 //!
 //! ## Invalidation
 //! Re-banding an account must retire its old edges on every instrument. Rather than search the
-//! heaps, each account carries a generation; an entry is live only while its generation equals
-//! the account's. [`BandIndex::unband`] bumps the generation, so all the account's entries go stale
-//! at once in O(1), and stale entries are discarded when they surface. To bound memory, when the
-//! stale entries outnumber the live ones (plus a slack), every heap is rebuilt without them: each
-//! rebuild is paid for by at least as many invalidations as it removes entries, so it is O(1)
-//! amortised per invalidation (but a pause of O(n) when it happens; see [`BandIndex::compactions`]).
+//! sets, each account carries a generation; an entry is live only while its generation equals
+//! the account's. [`BandIndex::unband`] bumps the generation, so all the account's entries go
+//! stale at once in O(1), and stale entries are discarded when they surface. To bound memory,
+//! when the stale entries outnumber the live ones (plus a slack), every set is rebuilt without
+//! them: each rebuild is paid for by at least as many invalidations as it removes entries, so it
+//! is O(1) amortised per invalidation (but a pause of O(n) when it happens; see
+//! [`BandIndex::compactions`]).
+//!
+//! ## Why a tick reports exactly the bands it left (proof sketch)
+//! Write `gen(a)` for account `a`'s generation and `B(a)` for the bands of its last
+//! [`BandIndex::set_bands`] if no [`BandIndex::unband`] or pop has retired them since (else
+//! `B(a) = ∅`).
+//! 1. *Live entries are the bounded sides of current bands.* For every band `b ∈ B(a)` on
+//!    instrument `i`, `lower[i]` holds `(b.lo, a, gen(a))` if `b.lo > i64::MIN` and `upper[i]`
+//!    holds `(b.hi, a, gen(a))` if `b.hi < i64::MAX`; and every entry carrying `gen(a)` is one of
+//!    these. It holds because `set_bands` retires (bumps the generation) before it inserts with
+//!    the new generation, and every retirement bumps it, so older entries never match again
+//!    (generations are `u32` and wrap: a stale entry could pass for live only after 2^32
+//!    retirements of its account while it stayed stored).
+//! 2. *The tops are exact.* `lower_top[i]` is the largest edge in `lower[i]` (`i64::MIN` when
+//!    empty) and `upper_top[i]` the smallest in `upper[i]` (`i64::MAX`): updated on every insert
+//!    and every removal, recomputed after a rebuild.
+//! 3. *A tick at `p` takes exactly the edges beyond `p`.* A price leaves `b` iff `p < b.lo` or
+//!    `p > b.hi`; for an unbounded side that is impossible, so not storing it loses nothing. The
+//!    loop takes lower entries from the largest down while their edge is above `p`, so it takes
+//!    every entry with `edge > p` and no other (when `lower_top ≤ p` there is none, by 2); the
+//!    same for upper entries below `p`. A taken entry that is live (by 1, its account's band left
+//!    `p`) retires the account and reports it; the account's other entries are then stale and
+//!    are discarded if they surface, so it is reported once. A stale entry belongs to no current
+//!    band (by 1) and is discarded. Every live band that `p` left has its entry beyond `p` (by 1),
+//!    so every such account is reported, unless it already was in this call.
 //!
 //! ## Invariants
-//! - `live_entries` is the number of heap entries whose generation is current.
-//! - `total_entries() >= live_entries`; the difference is the stale count.
-//! - An account with a live entry on an instrument has exactly one live lower and one live upper
-//!   entry there (an unbounded side is stored as `i64::MIN` / `i64::MAX` and never popped).
+//! - `live_entries` is the number of stored entries whose generation is current;
+//!   `stored >= live_entries`, the difference being the stale count.
+//! - An account slot's `entries` counts its live stored entries; `banded` is whether it has
+//!   bands (some of them possibly unbounded on both sides, so storing nothing).
+//! - `lower_top` / `upper_top` as in 2 above.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 
-/// One edge in a heap. Ordered by `edge` first; ties broken by account and generation only so
-/// that the ordering is total and deterministic.
+/// One stored edge. Ordered by `edge` first; ties broken by account and generation only so that
+/// the ordering is total and deterministic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Edge {
     edge: i64,
@@ -46,57 +84,102 @@ pub struct Band {
     pub hi: i64,
 }
 
-#[derive(Debug, Default)]
-struct InstrumentHeaps {
-    /// Lower edges: the largest on top, popped while it is above the price.
-    lower: BinaryHeap<Edge>,
-    /// Upper edges: the smallest on top, popped while it is below the price.
-    upper: BinaryHeap<Reverse<Edge>>,
+/// The edges of one instrument.
+#[derive(Debug)]
+struct InstrumentEdges {
+    /// The largest edge in `lower` (`i64::MIN` when empty): a price at or above it leaves no
+    /// lower edge.
+    lower_top: i64,
+    /// The smallest edge in `upper` (`i64::MAX` when empty).
+    upper_top: i64,
+    /// Bounded lower edges: taken from the largest down while above the price.
+    lower: BTreeSet<Edge>,
+    /// Bounded upper edges: taken from the smallest up while below the price.
+    upper: BTreeSet<Edge>,
 }
 
-/// Account state kept by the index: 8 bytes per account.
+impl Default for InstrumentEdges {
+    fn default() -> Self {
+        InstrumentEdges {
+            lower_top: i64::MIN,
+            upper_top: i64::MAX,
+            lower: BTreeSet::new(),
+            upper: BTreeSet::new(),
+        }
+    }
+}
+
+impl InstrumentEdges {
+    fn refresh_tops(&mut self) {
+        self.lower_top = self.lower.last().map_or(i64::MIN, |e| e.edge);
+        self.upper_top = self.upper.first().map_or(i64::MAX, |e| e.edge);
+    }
+}
+
+/// Account state kept by the index: 12 bytes per account.
 #[derive(Debug, Clone, Copy, Default)]
 struct AccountSlot {
     /// The current generation; entries carrying another are stale.
     generation: u32,
-    /// Live entries (lower + upper) this account has across all heaps.
+    /// Live stored entries (bounded lower and upper edges) this account has across all sets.
     entries: u32,
+    /// Whether the account has bands (stored or unbounded).
+    banded: bool,
+}
+
+/// What the index has done since it was built: the work a tick or a re-band costs, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCounters {
+    /// Calls of [`BandIndex::set_bands`] (bandings and re-bandings).
+    pub set_bands: u64,
+    /// Edges stored (at most two per band set; unbounded sides are not stored).
+    pub pushes: u64,
+    /// Live edges popped by ticks (each retires its account's bands and touches it).
+    pub popped: u64,
+    /// Stale edges discarded as they surfaced on ticks.
+    pub stale_popped: u64,
+    /// Rebuilds that dropped every stale entry.
+    pub compactions: u64,
 }
 
 /// Per-instrument ordered band edges with lazy invalidation. See the module docs.
 #[derive(Debug)]
 pub struct BandIndex {
-    heaps: Vec<InstrumentHeaps>,
+    instruments: Vec<InstrumentEdges>,
     accounts: Vec<AccountSlot>,
+    /// Entries in all sets, stale ones included.
+    stored: u64,
     live_entries: u64,
-    compactions: u64,
-    stale_popped: u64,
+    counters: IndexCounters,
 }
 
 /// Stale entries tolerated beyond the live count before a rebuild.
 const STALE_SLACK: u64 = 4096;
 
+/// Keys per node of the standard library's B-tree, and the fewest a node other than the root
+/// keeps; used only to bound the memory report.
+const NODE_KEYS: usize = 11;
+const NODE_MIN_KEYS: usize = 5;
+
 impl BandIndex {
     /// An empty index for `instruments` instruments and `accounts` accounts (dense ids).
     pub fn new(instruments: usize, accounts: usize) -> Self {
         Self {
-            heaps: (0..instruments)
-                .map(|_| InstrumentHeaps::default())
+            instruments: (0..instruments)
+                .map(|_| InstrumentEdges::default())
                 .collect(),
             accounts: vec![AccountSlot::default(); accounts],
+            stored: 0,
             live_entries: 0,
-            compactions: 0,
-            stale_popped: 0,
+            counters: IndexCounters::default(),
         }
     }
 
-    /// Reserves heap room for `per_instrument` entries on each side of every instrument, so that
-    /// banding at start-up does not reallocate as it goes.
+    /// Sizing hint for `per_instrument` entries on each side of every instrument. The sets
+    /// allocate node by node as they grow (never by copying what they hold), so there is nothing
+    /// to reserve; kept so that callers can state the expected size.
     pub fn reserve(&mut self, per_instrument: &[usize]) {
-        for (heaps, &n) in self.heaps.iter_mut().zip(per_instrument) {
-            heaps.lower.reserve(n);
-            heaps.upper.reserve(n);
-        }
+        let _ = per_instrument;
     }
 
     /// Number of accounts the index was sized for.
@@ -128,24 +211,38 @@ impl BandIndex {
         let mut skipped = 0;
         let mut added = 0u32;
         for band in bands {
-            let Some(heaps) = self.heaps.get_mut(band.instrument as usize) else {
+            let Some(edges) = self.instruments.get_mut(band.instrument as usize) else {
                 skipped += 1;
                 continue;
             };
-            heaps.lower.push(Edge {
-                edge: band.lo,
-                account,
-                generation,
-            });
-            heaps.upper.push(Reverse(Edge {
-                edge: band.hi,
-                account,
-                generation,
-            }));
-            added += 2;
+            if band.lo != i64::MIN
+                && edges.lower.insert(Edge {
+                    edge: band.lo,
+                    account,
+                    generation,
+                })
+            {
+                edges.lower_top = edges.lower_top.max(band.lo);
+                added += 1;
+            }
+            if band.hi != i64::MAX
+                && edges.upper.insert(Edge {
+                    edge: band.hi,
+                    account,
+                    generation,
+                })
+            {
+                edges.upper_top = edges.upper_top.min(band.hi);
+                added += 1;
+            }
         }
-        self.accounts[account as usize].entries = added;
+        let slot = &mut self.accounts[account as usize];
+        slot.entries = added;
+        slot.banded = bands.len() > skipped;
         self.live_entries += u64::from(added);
+        self.stored += u64::from(added);
+        self.counters.set_bands += 1;
+        self.counters.pushes += u64::from(added);
         self.maybe_compact();
         skipped
     }
@@ -155,141 +252,164 @@ impl BandIndex {
     /// (lower-edge breaches from the highest edge down, then upper-edge breaches from the lowest
     /// edge up). The caller re-evaluates each and bands it again.
     pub fn on_price(&mut self, instrument: u32, price: i64, mut touched: impl FnMut(u32)) {
-        let Some(heaps) = self.heaps.get_mut(instrument as usize) else {
+        let Some(edges) = self.instruments.get_mut(instrument as usize) else {
             return;
         };
         // Lower edges above the price: the price fell out of these bands.
-        while let Some(top) = heaps.lower.peek().copied() {
-            if top.edge <= price {
-                break;
+        if edges.lower_top > price {
+            while let Some(top) = edges.lower.last().copied() {
+                if top.edge <= price {
+                    break;
+                }
+                edges.lower.pop_last();
+                self.stored -= 1;
+                if retire_edge(
+                    &mut self.accounts,
+                    &mut self.live_entries,
+                    &mut self.counters,
+                    top,
+                ) {
+                    touched(top.account);
+                }
             }
-            heaps.lower.pop();
-            if retire_edge(
-                &mut self.accounts,
-                &mut self.live_entries,
-                &mut self.stale_popped,
-                top,
-            ) {
-                touched(top.account);
-            }
+            edges.lower_top = edges.lower.last().map_or(i64::MIN, |e| e.edge);
         }
         // Upper edges below the price: the price rose out of these bands.
-        while let Some(Reverse(top)) = heaps.upper.peek().copied() {
-            if top.edge >= price {
-                break;
+        if edges.upper_top < price {
+            while let Some(top) = edges.upper.first().copied() {
+                if top.edge >= price {
+                    break;
+                }
+                edges.upper.pop_first();
+                self.stored -= 1;
+                if retire_edge(
+                    &mut self.accounts,
+                    &mut self.live_entries,
+                    &mut self.counters,
+                    top,
+                ) {
+                    touched(top.account);
+                }
             }
-            heaps.upper.pop();
-            if retire_edge(
-                &mut self.accounts,
-                &mut self.live_entries,
-                &mut self.stale_popped,
-                top,
-            ) {
-                touched(top.account);
-            }
+            edges.upper_top = edges.upper.first().map_or(i64::MAX, |e| e.edge);
         }
     }
 
-    /// Every live band, by account then instrument (for a snapshot: setting these bands again on
-    /// an empty index gives one that pops the same accounts on every price).
+    /// Every live band with a bounded side, by account then instrument (for a snapshot: setting
+    /// these bands again on an empty index gives one that pops the same accounts on every price;
+    /// a band unbounded on both sides is left out, since no price leaves it).
     pub fn live_bands(&self) -> Vec<(u32, Band)> {
-        let live = |e: &Edge| {
+        let live = |e: &&Edge| {
             self.accounts
                 .get(e.account as usize)
                 .is_some_and(|s| s.generation == e.generation)
         };
-        let mut lower: Vec<(u32, u32, i64)> = Vec::new();
-        let mut upper: Vec<(u32, u32, i64)> = Vec::new();
-        for (i, heaps) in self.heaps.iter().enumerate() {
-            lower.extend(
-                heaps
+        // (account, instrument, lo, hi) with the missing side unbounded; merged below.
+        let mut sides: Vec<(u32, u32, i64, i64)> = Vec::new();
+        for (i, edges) in self.instruments.iter().enumerate() {
+            let i = i as u32;
+            sides.extend(
+                edges
                     .lower
                     .iter()
-                    .filter(|e| live(e))
-                    .map(|e| (e.account, i as u32, e.edge)),
+                    .filter(live)
+                    .map(|e| (e.account, i, e.edge, i64::MAX)),
             );
-            upper.extend(
-                heaps
+            sides.extend(
+                edges
                     .upper
                     .iter()
-                    .filter(|Reverse(e)| live(e))
-                    .map(|Reverse(e)| (e.account, i as u32, e.edge)),
+                    .filter(live)
+                    .map(|e| (e.account, i, i64::MIN, e.edge)),
             );
         }
-        lower.sort_unstable();
-        upper.sort_unstable();
-        // A live account has exactly one lower and one upper entry per banded instrument.
-        lower
-            .into_iter()
-            .zip(upper)
-            .filter(|(l, u)| l.0 == u.0 && l.1 == u.1)
-            .map(|(l, u)| {
-                (
-                    l.0,
-                    Band {
-                        instrument: l.1,
-                        lo: l.2,
-                        hi: u.2,
-                    },
-                )
-            })
-            .collect()
+        sides.sort_unstable();
+        let mut out: Vec<(u32, Band)> = Vec::with_capacity(sides.len());
+        for (account, instrument, lo, hi) in sides {
+            match out.last_mut() {
+                Some((a, b)) if *a == account && b.instrument == instrument => {
+                    b.lo = b.lo.max(lo);
+                    b.hi = b.hi.min(hi);
+                }
+                _ => out.push((account, Band { instrument, lo, hi })),
+            }
+        }
+        out
     }
 
     /// Whether `account` currently has bands.
     pub fn is_banded(&self, account: u32) -> bool {
         self.accounts
             .get(account as usize)
-            .is_some_and(|slot| slot.entries > 0)
+            .is_some_and(|slot| slot.banded)
     }
 
-    /// Entries in all heaps, stale ones included.
+    /// Entries in all sets, stale ones included.
     pub fn total_entries(&self) -> u64 {
-        self.heaps
-            .iter()
-            .map(|h| (h.lower.len() + h.upper.len()) as u64)
-            .sum()
+        self.stored
     }
 
-    /// Live entries (two per banded position).
+    /// Live entries (one per bounded side of a current band).
     pub fn live_entries(&self) -> u64 {
         self.live_entries
     }
 
-    /// How many times the heaps were rebuilt to drop stale entries.
+    /// How many times the sets were rebuilt to drop stale entries.
     pub fn compactions(&self) -> u64 {
-        self.compactions
+        self.counters.compactions
     }
 
     /// Stale entries discarded as they surfaced on ticks.
     pub fn stale_popped(&self) -> u64 {
-        self.stale_popped
+        self.counters.stale_popped
     }
 
-    /// Heap bytes held by the index (capacity, not length), for memory reports.
+    /// The work done so far, counted (see [`IndexCounters`]).
+    pub fn counters(&self) -> IndexCounters {
+        self.counters
+    }
+
+    /// Heap bytes held by the index, for memory reports: an upper bound, since the B-trees do
+    /// not report their nodes. Every node but a root holds at least `NODE_MIN_KEYS` of
+    /// `NODE_KEYS` slots, so an internal node has at least `NODE_MIN_KEYS + 1` children and all
+    /// levels above the leaves hold at most a `NODE_MIN_KEYS`-th as many nodes as the leaves; an
+    /// internal node adds a child pointer per slot plus one to a leaf's size.
     pub fn heap_bytes(&self) -> usize {
-        let edge = std::mem::size_of::<Edge>();
-        self.heaps
+        let key = std::mem::size_of::<Edge>();
+        let leaf = 16 + NODE_KEYS * key;
+        let internal = leaf + (NODE_KEYS + 1) * std::mem::size_of::<usize>();
+        let set = |len: usize| {
+            let leaves = len.div_ceil(NODE_MIN_KEYS);
+            leaves * leaf + leaves.div_ceil(NODE_MIN_KEYS) * internal
+        };
+        self.instruments
             .iter()
-            .map(|h| (h.lower.capacity() + h.upper.capacity()) * edge)
+            .map(|e| set(e.lower.len()) + set(e.upper.len()))
             .sum::<usize>()
             + self.accounts.capacity() * std::mem::size_of::<AccountSlot>()
-            + self.heaps.capacity() * std::mem::size_of::<InstrumentHeaps>()
+            + self.instruments.capacity() * std::mem::size_of::<InstrumentEdges>()
     }
 
     fn maybe_compact(&mut self) {
-        let total = self.total_entries();
-        if total - self.live_entries <= self.live_entries + STALE_SLACK {
+        if self.stored - self.live_entries <= self.live_entries + STALE_SLACK {
             return;
         }
         let accounts = &self.accounts;
         let live = |e: &Edge| accounts[e.account as usize].generation == e.generation;
-        for heaps in &mut self.heaps {
-            heaps.lower.retain(live);
-            heaps.upper.retain(|Reverse(e)| live(e));
+        for edges in &mut self.instruments {
+            edges.lower.retain(live);
+            edges.upper.retain(live);
+            edges.refresh_tops();
         }
-        self.compactions += 1;
-        debug_assert_eq!(self.total_entries(), self.live_entries);
+        self.stored = self.live_entries;
+        self.counters.compactions += 1;
+        debug_assert_eq!(
+            self.instruments
+                .iter()
+                .map(|e| (e.lower.len() + e.upper.len()) as u64)
+                .sum::<u64>(),
+            self.live_entries
+        );
     }
 }
 
@@ -297,6 +417,7 @@ impl BandIndex {
 fn retire(slot: &mut AccountSlot, live_entries: &mut u64) {
     *live_entries -= u64::from(slot.entries);
     slot.entries = 0;
+    slot.banded = false;
     slot.generation = slot.generation.wrapping_add(1);
 }
 
@@ -305,14 +426,15 @@ fn retire(slot: &mut AccountSlot, live_entries: &mut u64) {
 fn retire_edge(
     accounts: &mut [AccountSlot],
     live_entries: &mut u64,
-    stale_popped: &mut u64,
+    counters: &mut IndexCounters,
     edge: Edge,
 ) -> bool {
     let slot = &mut accounts[edge.account as usize];
     if slot.generation != edge.generation {
-        *stale_popped += 1;
+        counters.stale_popped += 1;
         return false;
     }
+    counters.popped += 1;
     retire(slot, live_entries);
     true
 }
@@ -438,19 +560,79 @@ mod tests {
         assert_eq!(index.live_entries(), 20);
     }
 
+    #[test]
+    fn unbounded_sides_are_not_stored_but_the_band_counts() {
+        let mut index = BandIndex::new(1, 2);
+        index.set_bands(
+            0,
+            &[Band {
+                instrument: 0,
+                lo: i64::MIN,
+                hi: i64::MAX,
+            }],
+        );
+        index.set_bands(
+            1,
+            &[Band {
+                instrument: 0,
+                lo: 90,
+                hi: i64::MAX,
+            }],
+        );
+        assert!(index.is_banded(0));
+        assert_eq!(index.total_entries(), 1);
+        assert_eq!(index.live_entries(), 1);
+        let mut hit = vec![];
+        index.on_price(0, i64::MAX, |a| hit.push(a));
+        assert!(hit.is_empty());
+        index.on_price(0, 1, |a| hit.push(a));
+        assert_eq!(hit, vec![1]);
+        assert!(index.is_banded(0));
+        assert!(!index.is_banded(1));
+        assert_eq!(index.live_bands(), vec![]);
+    }
+
+    #[test]
+    fn live_bands_join_the_two_sides() {
+        let mut index = BandIndex::new(2, 3);
+        let a = [
+            Band {
+                instrument: 0,
+                lo: 90,
+                hi: 110,
+            },
+            Band {
+                instrument: 1,
+                lo: i64::MIN,
+                hi: 20,
+            },
+        ];
+        let b = [Band {
+            instrument: 1,
+            lo: 5,
+            hi: i64::MAX,
+        }];
+        index.set_bands(2, &a);
+        index.set_bands(0, &b);
+        // Re-banding leaves stale entries behind; they are not live bands.
+        index.set_bands(2, &a);
+        assert_eq!(index.live_bands(), vec![(0, b[0]), (2, a[0]), (2, a[1])]);
+    }
+
     proptest! {
         /// Against a brute-force model that keeps every account's current band and checks them
-        /// all on every price: the index reports exactly the accounts whose band the price left.
+        /// all on every price: the index reports exactly the accounts whose band the price left,
+        /// and its live bands, set again on an empty index, give one that reports the same.
         #[test]
         fn agrees_with_brute_force(
             ops in proptest::collection::vec(
-                (0u32..3, 0u32..40, -100i64..100, 0i64..60, 0i64..60, any::<bool>()), 1..400)
+                (0u32..3, 0u32..40, -100i64..100, 0i64..60, 0i64..60, 0u8..12), 1..400)
         ) {
             let mut index = BandIndex::new(3, 40);
             // Model: account -> its bands.
             let mut model: Vec<Vec<Band>> = vec![vec![]; 40];
-            for (instrument, account, price, down, up, is_tick) in ops {
-                if is_tick {
+            for (instrument, account, price, down, up, kind) in ops {
+                if kind < 6 {
                     let mut got = BTreeSet::new();
                     index.on_price(instrument, price, |a| { got.insert(a); });
                     let mut want = BTreeSet::new();
@@ -462,16 +644,43 @@ mod tests {
                         }
                     }
                     prop_assert_eq!(got, want);
+                } else if kind == 6 {
+                    index.unband(account);
+                    model[account as usize].clear();
                 } else {
+                    // Some sides unbounded, as a position that a move one way cannot hurt.
+                    let lo = if kind == 7 { i64::MIN } else { price - down };
+                    let hi = if kind == 8 { i64::MAX } else { price + up };
                     let bands = vec![
-                        Band { instrument, lo: price - down, hi: price + up },
+                        Band { instrument, lo, hi },
                         Band { instrument: (instrument + 1) % 3, lo: price - up, hi: price + down },
                     ];
                     index.set_bands(account, &bands);
                     model[account as usize] = bands;
                 }
-                let live: u64 = model.iter().map(|b| 2 * b.len() as u64).sum();
+                let live: u64 = model
+                    .iter()
+                    .flatten()
+                    .map(|b| u64::from(b.lo != i64::MIN) + u64::from(b.hi != i64::MAX))
+                    .sum();
                 prop_assert_eq!(index.live_entries(), live);
+                for (a, bands) in model.iter().enumerate() {
+                    prop_assert_eq!(index.is_banded(a as u32), !bands.is_empty());
+                }
+            }
+            // A snapshot's bands rebuild an index that reports the same on every price.
+            let mut rebuilt = BandIndex::new(3, 40);
+            for group in index.live_bands().chunk_by(|a, b| a.0 == b.0) {
+                let set: Vec<Band> = group.iter().map(|(_, b)| *b).collect();
+                rebuilt.set_bands(group[0].0, &set);
+            }
+            for price in [-200i64, -50, 0, 50, 200] {
+                for instrument in 0..3 {
+                    let (mut x, mut y) = (BTreeSet::new(), BTreeSet::new());
+                    index.on_price(instrument, price, |a| { x.insert(a); });
+                    rebuilt.on_price(instrument, price, |a| { y.insert(a); });
+                    prop_assert_eq!(x, y);
+                }
             }
         }
     }

@@ -87,7 +87,7 @@ impl Default for RiskConfig {
     }
 }
 
-/// Which units a tick evaluates.
+/// Which units a tick evaluates. Only `Index` computes bands (the scans have no use for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scan {
     /// Only the units whose band the tick left (production).
@@ -636,6 +636,8 @@ impl RiskEngine {
                     }
                 }
             }
+            // Only the index reads bands: the scans evaluate every unit they cover on every tick.
+            UnitState::Healthy | UnitState::Called if self.scan != Scan::Index => {}
             UnitState::Healthy | UnitState::Called => {
                 let watch = if next == UnitState::Healthy {
                     Watch::Call {
