@@ -49,3 +49,50 @@ fn a_bad_key_exits_2_naming_it() {
     assert!(stderr.contains("thresholds.rearm"), "{stderr}");
     assert!(stderr.contains("bad.toml"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_a_core_it_may_not_use_and_a_foreign_feed_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = brink_tests::workspace_root();
+    let scenario = root.join("examples/scenario.toml");
+    let run = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        Command::new(brink_tests::bin("brink"))
+            .args(["run", "--check", "--config"])
+            .arg(&file)
+            .output()
+            .expect("brink runs")
+    };
+    let base = format!(
+        "[accounts]\nscenario = \"{}\"\n[feed]\npath = \"feed.ring\"\n[orders]\npath = \"orders.ring\"\n[journal]\npath = \"j\"\n",
+        scenario.display()
+    );
+    let out = run(
+        "cores.toml",
+        format!("{base}[topology]\nmode = \"fused1\"\nwait = \"backoff\"\ncores = [100000]\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("topology.cores"), "{stderr}");
+    assert!(stderr.contains("core 100000"), "{stderr}");
+
+    std::fs::write(dir.path().join("feed.ring"), b"something else entirely").expect("write");
+    let out = run("feed.toml", base.clone());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("feed.path"), "{stderr}");
+    std::fs::remove_file(dir.path().join("feed.ring")).expect("remove");
+
+    let out = run("fine.toml", base);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("feed ring") && stdout.contains("not there yet"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("snapshot") && stdout.contains("none yet"),
+        "{stdout}"
+    );
+}

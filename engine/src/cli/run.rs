@@ -107,8 +107,19 @@ pub fn run(args: RunArgs) -> ExitCode {
     print!("topology: {plan}");
     print!("{shard_plan}");
     if args.check {
-        println!("configuration valid");
-        return ExitCode::SUCCESS;
+        return match brink::ops::preflight::preflight(&config, &plan, &shard_plan, engine) {
+            Ok(notes) => {
+                for note in notes {
+                    println!("  {note}");
+                }
+                println!("configuration valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
 
     let live_config = LiveConfig {

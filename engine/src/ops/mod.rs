@@ -11,6 +11,8 @@
 //! ```
 //!
 //! - [`control`]: the risk stage's one-slot reload mailbox and its published gauges.
+//! - [`preflight`]: `brink run --check`: cores, rings, journal and snapshot checked without
+//!   starting.
 //! - [`reload`]: reading the configuration again; what may change live and what waits for a
 //!   restart.
 //! - [`status`]: the status file, ring headers as `brink status` shows them.
@@ -21,6 +23,7 @@
 //! from counters the stages publish anyway.
 
 pub mod control;
+pub mod preflight;
 pub mod reload;
 pub mod status;
 pub mod watch;
