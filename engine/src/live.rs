@@ -237,10 +237,12 @@ pub fn run_on(
     } else {
         Some(collector.recorder("risk", HopSet::of(risk_hops))?)
     };
+    // A shard thread is always behind a ring: it records the hand-off to it as `ingest_risk`.
     let mut shard_recs = Vec::new();
     if threaded {
         for _ in 0..config.shards.count {
-            shard_recs.push(Some(collector.recorder("risk", HopSet::of(risk_hops))?));
+            let hops = HopSet::of(&[Hop::IngestRisk, Hop::Risk]);
+            shard_recs.push(Some(collector.recorder("risk", hops)?));
         }
     }
     let emit_rec = collector.recorder("emit", HopSet::of(emit_hops))?;
