@@ -1,9 +1,11 @@
 //! Start-up after a stop or a crash: the last snapshot, the journal after it, the order ring.
 //!
 //! 1. Open the journal (a torn tail is cut, as [`Journal::open`] does) and decode its entries.
-//! 2. Load the snapshot, if there is one, onto the engine built from the configuration; else
-//!    start from that engine (the state before the first input).
-//! 3. Replay every input entry after the snapshot's through the risk engine. The outputs it
+//! 2. Load the snapshot, if there is one, onto the risk shards built from the configuration
+//!    (the snapshot's tiers and thresholds replace the configuration's); else start from those
+//!    shards (the state before the first input).
+//! 3. Replay every input entry after the snapshot's through the risk shards, and every reload
+//!    entry (applying the parameters it journaled, at its place). The outputs it
 //!    regenerates must equal the outputs journaled after that input, in order: those are not
 //!    emitted again. Only the last input may have fewer journaled outputs than it regenerates
 //!    (the crash came between two of its outputs); the missing ones are journaled now.
