@@ -228,10 +228,22 @@ impl Shards {
             return Shards::single(engine);
         }
         let parts = engine.into_load_parts();
-        let mut accounts: Vec<Vec<crate::margin::Account>> = vec![Vec::new(); n];
-        for a in parts.accounts {
-            accounts[shard_of(a.id(), n)].push(a);
-        }
+        // Each shard's accounts are copied shard by shard, so that a shard's positions lie
+        // together in memory rather than interleaved with the other shards' (a tick walks them
+        // in order).
+        let owner: Vec<usize> = parts.accounts.iter().map(|a| shard_of(a.id(), n)).collect();
+        let accounts: Vec<Vec<crate::margin::Account>> = (0..n)
+            .map(|k| {
+                parts
+                    .accounts
+                    .iter()
+                    .zip(&owner)
+                    .filter(|&(_, &o)| o == k)
+                    .map(|(a, _)| a.clone())
+                    .collect()
+            })
+            .collect();
+        drop(parts.accounts);
         let slices = fund_slices(parts.fund, n);
         let engines = accounts
             .into_iter()
