@@ -181,6 +181,8 @@ struct Seen {
     /// Adjacent entries of an oracle ranking with equal scores (ordered by id).
     ties: u64,
     adl: u64,
+    /// Positions left out of the rankings as being liquidated: cross, isolated.
+    liquidating: [u64; 2],
 }
 
 /// Checks every ranking of `e` against the oracle, reading it entry by entry; `used` is a
@@ -226,6 +228,9 @@ fn check_rankings(
     // Every score, to the bit.
     for (a, account) in e.accounts.iter().enumerate() {
         for (i, p) in account.positions().iter().enumerate() {
+            if first_liquidating(e, a as u32, p.instrument().0) {
+                seen.liquidating[usize::from(p.mode() == MarginMode::Isolated)] += 1;
+            }
             let Some(mark) = e.marks.get(p.instrument()) else {
                 continue;
             };
@@ -326,9 +331,14 @@ fn lazy_rankings_read_like_the_full_sort_in_random_books() {
     for seed in 0..40 {
         run(seed, 150, &mut seen);
     }
-    // The runs exercise what they claim to check: long rankings, ties broken by id, ADL.
+    // The runs exercise what they claim to check: long rankings, ties broken by id, ADL, and
+    // cross and isolated positions being liquidated.
     assert!(
-        seen.rankings > 10_000 && seen.entries > 100_000 && seen.ties > 1_000 && seen.adl > 100,
+        seen.rankings > 10_000
+            && seen.entries > 100_000
+            && seen.ties > 1_000
+            && seen.adl > 100
+            && seen.liquidating.iter().all(|&n| n > 1_000),
         "{seen:?}"
     );
 }
