@@ -13,12 +13,23 @@
 //! are read afresh at every close, so closed or flipped positions are skipped).
 //!
 //! ## What a ranking costs
-//! Building one visits every holder of the instrument once: an account index from the unit, a
-//! bit of a reusable bitset for the dedupe, and, for an opposite-side position, its score (the
-//! account's positions for the bankruptcy price, and a few divisions). The scored entries go
-//! into a binary heap, built in O(n), not sorted: [`AdlRanking`] pops them in rank order only as
-//! far as closes need them (usually a handful) and keeps what it popped, so a ranking reused
-//! later continues where it left off. The order popped is exactly that of a full sort.
+//! Building one visits every holder of the instrument once, in two passes over reused scratch
+//! (nothing is allocated once warm but the ranking's own buffers, which a stale ranking of the
+//! same side hands on):
+//! 1. the holder list's units: each unit's account, deduplicated through a bitset over account
+//!    indices, with the unit's state;
+//! 2. those accounts, each account and its positions prefetched a few holders ahead so that the
+//!    cache misses overlap: the position on the instrument, its side, whether it is being
+//!    liquidated (from the state read in pass 1 when the unit is the position's own, see
+//!    `Met`), and its score.
+//!
+//! Scoring is most of the arithmetic: a handful of conversions and divisions, with the lean
+//! bankruptcy price (`Account::bankruptcy_price_lean`) and native divisions where they give the
+//! same bits as the original ones ([`div`]). The scored entries go into a binary heap, built in
+//! O(n), not sorted: [`AdlRanking`] pops them in rank order only as far as closes need them
+//! (usually a handful) and keeps what it popped, so a ranking reused later continues where it
+//! left off. The order popped is exactly that of a full sort (the tests in `adl_tests` check
+//! every prefix against the original full sort).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -153,16 +164,12 @@ pub(crate) struct AdlScratch {
     seen: Vec<u64>,
     /// Accounts of the holder list, each once, in holder-list order.
     met: Vec<Met>,
-    /// Those whose position is on the side ranked: (place in `accounts`, account, position).
-    sided: Vec<(u32, u32, u32)>,
 }
 
 impl AdlScratch {
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.seen.capacity() * 8
-            + self.met.capacity() * std::mem::size_of::<Met>()
-            + self.sided.capacity() * 12
+        self.seen.capacity() * 8 + self.met.capacity() * std::mem::size_of::<Met>()
     }
 }
 
@@ -328,9 +335,8 @@ impl RiskEngine {
             return reuse;
         };
         self.adl_candidates(instrument, scratch);
-        // In passes with short bodies, so that the processor has the cache misses of several
-        // holders in flight at once, the account and its positions prefetched ahead.
-        scratch.sided.clear();
+        // The accounts and their positions are prefetched ahead, so that their cache misses
+        // overlap each other and the scoring of the holders before them.
         let met = &scratch.met;
         for (k, m) in met.iter().enumerate() {
             if let Some(ahead) = met.get(k + 2 * AHEAD) {
@@ -366,16 +372,13 @@ impl RiskEngine {
                 _ => self.liquidating(a, instrument),
             };
             if !liquidating {
-                scratch.sided.push((k as u32, a, i as u32));
+                entries.push(Entry {
+                    score: self.adl_score(a, i, mark).unwrap_or(I80F48::MIN),
+                    id: account.id(),
+                    seq: k as u32,
+                    account: a,
+                });
             }
-        }
-        for &(k, a, i) in &scratch.sided {
-            entries.push(Entry {
-                score: self.adl_score(a, i as usize, mark).unwrap_or(I80F48::MIN),
-                id: self.accounts[a as usize].id(),
-                seq: k,
-                account: a,
-            });
         }
         reuse.rest = BinaryHeap::from(entries);
         reuse

@@ -43,7 +43,7 @@
 //! losing), where `effective leverage = |mark value| / (mark value − bankruptcy value)`: the most
 //! profitable, most leveraged first, ties by account id. Each counterparty gets an ADL record at
 //! the bankrupt position's limit price; both sides are booked at that price with no fee, so the
-//! proceeds of the two sides cancel exactly. The ranking and the closes: [`super::adl`].
+//! proceeds of the two sides cancel exactly. The ranking and the closes: `risk::adl`.
 
 use super::takeover::FUND;
 use super::units::UnitState;
