@@ -30,10 +30,10 @@
 //! grow a hundredfold while the accounts near the edge, and every evaluation, pop and
 //! liquidation on the window, stay the same: the case that tests whether a tick's cost depends
 //! on how many accounts hold the instrument. One cost there still grows with the holders: an
-//! ADL ranking scores every opposite-side holder of the instrument (`risk::liquidation`), and
-//! the window's jobs that pass their fill deadline go to ADL. `index_fixed_edge_no_adl` sets
-//! `fill_deadline_ns` to `u64::MAX` (those jobs keep working the market; no ADL happens on the
-//! window), which leaves the index's own cost.
+//! ADL ranking scores every opposite-side holder of the instrument (`risk::adl`; the
+//! `adl_ranking` bench times one), and the window's jobs that pass their fill deadline go to ADL.
+//! `index_fixed_edge_no_adl` sets `fill_deadline_ns` to `u64::MAX` (those jobs keep working the
+//! market; no ADL happens on the window), which leaves the index's own cost.
 //!
 //! "index" is `Scan::Index`; "scan" is `Scan::Holders`, which evaluates every unit holding the
 //! ticked instrument (and, having no use for them, computes no bands). The scan walks only the
