@@ -30,18 +30,21 @@
 //! grow a hundredfold while the accounts near the edge, and every evaluation, pop and
 //! liquidation on the window, stay the same: the case that tests whether a tick's cost depends
 //! on how many accounts hold the instrument. One cost there still grows with the holders: an
-//! ADL ranking scores every opposite-side holder of the instrument (`risk::liquidation`), and
-//! the window's jobs that pass their fill deadline go to ADL. `index_fixed_edge_no_adl` sets
-//! `fill_deadline_ns` to `u64::MAX` (those jobs keep working the market; no ADL happens on the
-//! window), which leaves the index's own cost.
+//! ADL ranking scores every opposite-side holder of the instrument (`risk::adl`; the
+//! `adl_ranking` bench times one), and the window's jobs that pass their fill deadline go to ADL.
+//! `index_fixed_edge_no_adl` sets `fill_deadline_ns` to `u64::MAX` (those jobs keep working the
+//! market; no ADL happens on the window), which leaves the index's own cost.
 //!
 //! "index" is `Scan::Index`; "scan" is `Scan::Holders`, which evaluates every unit holding the
 //! ticked instrument (and, having no use for them, computes no bands). The scan walks only the
 //! first 2,048 ticks (five of the path's jumps; a tick costs it 20–30 ms at 10^6); the index walks
 //! the same window too, so their ratio compares the same work.
 
-//! Each window's counts (evaluations, the index's pops, pushes and re-bands, liquidations) are
-//! printed; every iteration must repeat them exactly, or the bench panics.
+//! Each window's counts (evaluations, the index's pops, pushes and re-bands, liquidations) and a
+//! digest of its output records in order are printed; every iteration must repeat them exactly,
+//! or the bench panics. With `RISK_INDEX_ONCE=1` a digest of the engine's encoded state at the
+//! end of the window is printed too: two builds that print the same digests made the same
+//! decisions on the window and ended in the same state.
 //!
 //! Before timing, it measures engine memory per position at 10^6 accounts: the engine's own
 //! `heap_bytes()` plus its struct, and the change of the process's resident set over generating
@@ -67,6 +70,7 @@ use brink::margin::{
     Account, CallLevel, Instrument, InstrumentTable, MarginMode, MarkPrices, Money, Price,
 };
 use brink::matcher::{Matcher, MatcherConfig};
+use brink::recovery::codec::Writer;
 use brink::risk::{Book, RiskConfig, RiskCounters, RiskEngine, Scan};
 use brink::shm::{Input, Output, Tick};
 use criterion::{Criterion, SamplingMode};
@@ -290,6 +294,7 @@ impl Loaded {
             at: 0,
             seq: 0,
             outputs: 0,
+            output_digest: DIGEST_SEED,
         }
     }
 }
@@ -303,7 +308,20 @@ struct Walker {
     at: usize,
     seq: u64,
     outputs: u64,
+    /// Digest of every output record so far, in order ([`digest`]).
+    output_digest: u64,
 }
+
+/// Folds 64-bit words into a digest (FNV-1a over words): equal streams give equal digests, and
+/// a changed, dropped or reordered record changes it (up to collisions).
+fn digest(mut h: u64, words: impl IntoIterator<Item = u64>) -> u64 {
+    for w in words {
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+const DIGEST_SEED: u64 = 0xCBF2_9CE4_8422_2325;
 
 impl Walker {
     #[inline]
@@ -349,6 +367,15 @@ impl Walker {
             i += 1;
         }
         self.outputs += pending.len() as u64;
+        for o in &pending {
+            let bytes = o.encode().to_le_bytes();
+            self.output_digest = digest(
+                self.output_digest,
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+            );
+        }
         black_box(&pending);
         pending.clear();
         self.pending = pending;
@@ -370,6 +397,11 @@ struct WindowCounts {
     risk: RiskCounters,
     index: IndexCounters,
     outputs: u64,
+    /// Digest of the window's output records, in order.
+    output_digest: u64,
+    /// Digest of the engine's encoded state at the end of the window (`RISK_INDEX_ONCE` only:
+    /// encoding 10^6 accounts is not part of what is timed, but it is slow); 0 otherwise.
+    state_digest: u64,
     /// Heap entries (stale included) at the start and the end of the window.
     entries_start: u64,
     entries_end: u64,
@@ -384,7 +416,12 @@ impl WindowCounts {
 
 /// Builds a fresh engine, walks one window and returns its time and counts; the engine is
 /// built and dropped outside the timing.
-fn one_window(loaded: &Loaded, bench: &Bench, path: &[(u32, i64)]) -> (Duration, WindowCounts) {
+fn one_window(
+    loaded: &Loaded,
+    bench: &Bench,
+    path: &[(u32, i64)],
+    with_state: bool,
+) -> (Duration, WindowCounts) {
     let mut w = loaded.walker(bench);
     let r0 = w.engine.counters();
     let i0 = w.engine.index().counters();
@@ -413,6 +450,22 @@ fn one_window(loaded: &Loaded, bench: &Bench, path: &[(u32, i64)]) -> (Duration,
             compactions: i1.compactions - i0.compactions,
         },
         outputs: w.outputs,
+        output_digest: w.output_digest,
+        state_digest: if with_state {
+            let mut writer = Writer::new();
+            w.engine.encode_state(&mut writer);
+            let bytes = writer.into_bytes();
+            digest(
+                DIGEST_SEED,
+                bytes.chunks(8).map(|c| {
+                    let mut b = [0u8; 8];
+                    b[..c.len()].copy_from_slice(c);
+                    u64::from_le_bytes(b)
+                }),
+            )
+        } else {
+            0
+        },
         entries_start,
         entries_end: w.engine.index().total_entries(),
         live_end: w.engine.index().live_entries(),
@@ -500,7 +553,8 @@ fn print_counts(name: &str, count: u64, c: &WindowCounts, per_tick_ns: &[f64]) {
     println!(
         "{name}/{count}: {:.0} ns/tick (median; {:.0} to {:.0} over {} windows); {} ticks; per tick: {:.3} evaluations, {:.3} index pops ({:.3} stale), \
          {:.3} re-bands, {:.3} pushes; {} margin calls, {} liquidations, {} fills, {} fund \
-         takeovers, {} ADL, {} outputs; heap entries {} -> {} ({} live), {} compactions",
+         takeovers, {} ADL, {} outputs (digest {:016x}, state {:016x}); heap entries {} -> {} ({} live), \
+         {} compactions",
         per_tick_ns
             .get(per_tick_ns.len() / 2)
             .copied()
@@ -520,6 +574,8 @@ fn print_counts(name: &str, count: u64, c: &WindowCounts, per_tick_ns: &[f64]) {
         c.risk.takeovers,
         c.risk.adl,
         c.outputs,
+        c.output_digest,
+        c.state_digest,
         c.entries_start,
         c.entries_end,
         c.live_end,
@@ -567,7 +623,7 @@ fn main() {
                 let path = if bench.jumps { &path_jumps } else { &path_calm };
                 let measured = Rc::new(RefCell::new(Measured::default()));
                 if once {
-                    let (d, counts) = one_window(&loaded, bench, path);
+                    let (d, counts) = one_window(&loaded, bench, path, true);
                     let mut m = measured.borrow_mut();
                     m.windows.push(d);
                     m.counts = Some(counts);
@@ -584,7 +640,7 @@ fn main() {
                         b.iter_custom(|iters| {
                             let mut total = Duration::ZERO;
                             for _ in 0..iters {
-                                let (d, counts) = one_window(loaded, bench, path);
+                                let (d, counts) = one_window(loaded, bench, path, false);
                                 let mut m = rec.borrow_mut();
                                 m.windows.push(d);
                                 // Same book, same path: every window must do the same work.

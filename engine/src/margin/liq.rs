@@ -158,6 +158,82 @@ impl Account {
         marks: &MarkPrices,
     ) -> Result<Option<Money>, MarginError> {
         let base = self.price_base(index, table, marks)?;
+        self.bankruptcy_price_from(index, table, marks, base.for_bankruptcy)
+    }
+
+    /// `self.bankruptcy_price(index, table, marks).ok().flatten()`, bit for bit, for callers that
+    /// need it for many accounts (ADL ranks every holder by it) and no error detail.
+    ///
+    /// `W''` needs only the other cross positions' uPnL, but [`Account::bankruptcy_price`] also
+    /// computes their maintenance and initial margins (through the liquidation price's base), so
+    /// it fails when those overflow. Here each margin's exact integer is computed (a tier lookup
+    /// and a product, no division) and known not to overflow its conversion when below 2^79
+    /// (then `·2^48` fits in 128 bits, and the conversion divides by 10^9 to 10^38); the sums are
+    /// known not to overflow while the magnitudes summed stay below 2^126. Anything outside
+    /// those bounds falls back to [`Account::bankruptcy_price`] itself.
+    pub(crate) fn bankruptcy_price_lean(
+        &self,
+        index: usize,
+        table: &InstrumentTable,
+        marks: &MarkPrices,
+    ) -> Option<Money> {
+        const CONVERTS: u128 = 1 << 79;
+        // Bound on the bits of a margin below `CONVERTS`: `2^79·2^48 / 10^9`, rounded up.
+        const MARGIN_BITS: u128 = 1 << 98;
+        const SUMS: u128 = 1 << 126;
+        let p = self.positions().get(index)?;
+        if p.mode() == MarginMode::Isolated {
+            return self
+                .bankruptcy_price_from(index, table, marks, p.isolated_margin())
+                .ok()
+                .flatten();
+        }
+        let full = || self.bankruptcy_price(index, table, marks).ok().flatten();
+        let mut bank = self.wallet();
+        // Bound on the magnitude of every partial sum of both of `price_base`'s balances.
+        let mut bound = bank.to_bits().unsigned_abs();
+        for (j, o) in self.positions().iter().enumerate() {
+            if j == index || o.mode() != MarginMode::Cross {
+                continue;
+            }
+            // The failures of `Position::risk`, in its order.
+            let (inst, mark) = inputs(table, marks, o).ok()?;
+            if mark.0 <= 0 {
+                return None;
+            }
+            // Validated instruments have at most 33 margin decimals; 10^38 is the last to fit.
+            if inst.margin_decimals() > 38 {
+                return full();
+            }
+            let upnl = Money::from_scaled_floor(o.upnl_exact(mark), inst.notional_decimals())?;
+            let notional = Instrument::notional(o.qty(), mark);
+            let tier = &inst.tiers()[inst.tier_index(notional)];
+            let mm = tier.maintenance_exact(notional)?;
+            let im = tier.initial_exact(notional)?;
+            if mm.unsigned_abs() >= CONVERTS || im.unsigned_abs() >= CONVERTS {
+                return full();
+            }
+            bound = bound
+                .saturating_add(upnl.to_bits().unsigned_abs())
+                .saturating_add(MARGIN_BITS);
+            if bound >= SUMS {
+                return full();
+            }
+            bank = bank.checked_add(upnl)?;
+        }
+        self.bankruptcy_price_from(index, table, marks, bank)
+            .ok()
+            .flatten()
+    }
+
+    /// The bankruptcy price of position `index` given `W''` (see the module docs).
+    fn bankruptcy_price_from(
+        &self,
+        index: usize,
+        table: &InstrumentTable,
+        marks: &MarkPrices,
+        for_bankruptcy: Money,
+    ) -> Result<Option<Money>, MarginError> {
         let p = &self.positions()[index];
         let (inst, _) = inputs(table, marks, p)?;
         let overflow = MarginError::Overflow {
@@ -168,9 +244,9 @@ impl Account {
         let long = p.side() > 0;
         // Long: (C − W'')/|q|; short: (W'' − C)/|q|.
         let m = if long {
-            cost_ceil.checked_sub(base.for_bankruptcy)
+            cost_ceil.checked_sub(for_bankruptcy)
         } else {
-            base.for_bankruptcy.checked_sub(cost_ceil)
+            for_bankruptcy.checked_sub(cost_ceil)
         }
         .ok_or(overflow)?
         .to_bits();

@@ -363,3 +363,110 @@ fn bad_tier_tables_are_refused_with_the_reason() {
         Err(InstrumentError::Overlap { tier: 1, .. })
     ));
 }
+
+/// A magnitude spread over every power of two below `2^bits` (0 included), so that small,
+/// realistic and overflowing amounts all come up.
+fn spread(rng: &mut rand::rngs::StdRng, bits: u32) -> u128 {
+    use rand::Rng;
+    let b = rng.random_range(0..=bits);
+    if b == 0 {
+        return 0;
+    }
+    let top = 1u128 << (b - 1);
+    top | (rng.random::<u128>() & (top - 1))
+}
+
+#[test]
+fn the_lean_bankruptcy_price_equals_the_full_one_bit_for_bit() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(11);
+    let (mut prices, mut nones, mut errors) = (0u32, 0u32, 0u32);
+    for _ in 0..200_000 {
+        let mut table = InstrumentTable::new();
+        let mut marks = MarkPrices::new(3);
+        for i in 0..3u32 {
+            let (pd, qd) = (rng.random_range(0..=12), rng.random_range(0..=12));
+            let (mut cap, mut mmr) = (0i128, 0u64);
+            let tiers: Vec<TierSpec> = (0..rng.random_range(1..4))
+                .map(|_| {
+                    cap += spread(&mut rng, 100) as i128 + 1;
+                    mmr = (mmr + rng.random_range(0..300_000_000)).min(999_999_999);
+                    TierSpec {
+                        min_notional: None,
+                        max_notional: cap,
+                        mmr: Rate(mmr),
+                        imr: Rate(mmr + rng.random_range(0..3_000_000_000)),
+                        amount: None,
+                    }
+                })
+                .collect();
+            let spec = InstrumentSpec {
+                symbol: format!("I{i}"),
+                kind: InstrumentKind::Perpetual,
+                price_decimals: pd,
+                qty_decimals: qd,
+                tick: Price(1),
+                min_qty: Qty(1),
+                liquidation_fee: Rate(0),
+                tiers,
+            };
+            let Ok(inst) = Instrument::new(spec) else {
+                continue;
+            };
+            table.push(inst).unwrap();
+            // Now and then an instrument without a mark.
+            if rng.random_range(0..20) != 0 {
+                let mark = (spread(&mut rng, 63) as i64).max(1);
+                marks.set(InstrumentId(table.len() as u32 - 1), Price(mark));
+            }
+        }
+        let wallet_bits = spread(&mut rng, 126) as i128;
+        let wallet = Money::from_bits(if rng.random_bool(0.3) {
+            -wallet_bits
+        } else {
+            wallet_bits
+        });
+        let mut acct = Account::new(1, wallet);
+        for i in 0..table.len() as u32 {
+            if rng.random_bool(0.2) {
+                continue;
+            }
+            let qty = (spread(&mut rng, 62) as i64).max(1);
+            let cost = (spread(&mut rng, 125) as i128).max(1);
+            let (qty, cost) = if rng.random_bool(0.5) {
+                (qty, cost)
+            } else {
+                (-qty, -cost)
+            };
+            let (mode, margin) = if rng.random_bool(0.3) {
+                (
+                    MarginMode::Isolated,
+                    Money::from_bits(spread(&mut rng, 120) as i128),
+                )
+            } else {
+                (MarginMode::Cross, Money::ZERO)
+            };
+            let p = Position::from_parts(InstrumentId(i), Qty(qty), cost, mode, margin).unwrap();
+            acct.push_position(p).unwrap();
+        }
+        for i in 0..acct.positions().len() + 1 {
+            let full = acct.bankruptcy_price(i, &table, &marks);
+            match full {
+                Ok(Some(_)) => prices += 1,
+                Ok(None) => nones += 1,
+                Err(_) => errors += 1,
+            }
+            assert_eq!(
+                acct.bankruptcy_price_lean(i, &table, &marks),
+                full.ok().flatten(),
+                "position {i} of {acct:?}"
+            );
+        }
+    }
+    // Every outcome came up many times.
+    assert!(
+        prices > 10_000 && nones > 10_000 && errors > 10_000,
+        "{prices} prices, {nones} none, {errors} errors"
+    );
+}

@@ -28,6 +28,7 @@
 //! order (so the index and the brute-force scan decide identically), and nothing reads a clock
 //! or a hash map's iteration order.
 
+mod adl;
 pub mod bands;
 pub mod breaker;
 pub mod expiry;
@@ -203,7 +204,9 @@ pub struct RiskEngine {
     jobs: jobs::Jobs,
     /// ADL rankings by (instrument, side sign): (engine time computed, last input seq used,
     /// ranking); see `LiquidationConfig::adl_refresh_ns`.
-    adl_cache: HashMap<(u32, i8), (u64, u64, liquidation::AdlRanking)>,
+    adl_cache: HashMap<(u32, i8), (u64, u64, adl::AdlRanking)>,
+    /// Scratch of the ADL rankings (not part of the state).
+    adl_scratch: adl::AdlScratch,
     /// Engine time of the input being applied (its publish stamp).
     now_ns: u64,
     /// Outputs produced where no sink is at hand (ADL), flushed in order.
@@ -297,6 +300,7 @@ impl RiskEngine {
             vol: vec![0; instruments],
             jobs: jobs::Jobs::new(instruments),
             adl_cache: HashMap::new(),
+            adl_scratch: adl::AdlScratch::default(),
             now_ns: 0,
             pending_out: Vec::new(),
             readmit: Vec::new(),
@@ -855,15 +859,18 @@ impl RiskEngine {
     }
 
     /// Heap bytes held by the engine's own structures (accounts' position vectors, units, the
-    /// index and the holder lists), for the memory report.
+    /// index, the holder lists and the ADL rankings' scratch), for the memory report.
     pub fn heap_bytes(&self) -> usize {
         crate::bulk::heap_bytes(&self.accounts)
             + self.units.heap_bytes()
             + self.index.heap_bytes()
             + self.holders.iter().map(|h| h.capacity() * 4).sum::<usize>()
+            + self.adl_scratch.heap_bytes()
     }
 }
 
+#[cfg(test)]
+mod adl_tests;
 #[cfg(test)]
 mod conservation_tests;
 #[cfg(test)]

@@ -21,6 +21,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use super::adl::AdlRanking;
 use super::liquidation::{Child, Job};
 use super::takeover::{FUND, FUND_ACCOUNT_ID};
 use super::units::{Unit, UnitState};
@@ -341,8 +342,9 @@ impl RiskEngine {
             w.u8(sign as u8);
             w.u64(*t);
             w.u64(*seq);
+            let ranking = ranking.in_order();
             w.len_of(ranking.len());
-            for (score, who) in ranking {
+            for (score, who) in &ranking {
                 w.i128(score.to_bits());
                 w.u32(*who);
             }
@@ -598,7 +600,7 @@ impl RiskEngine {
                 }
                 ranking.push((score, who));
             }
-            adl_cache.insert((i, sign), (t, seq, ranking));
+            adl_cache.insert((i, sign), (t, seq, AdlRanking::from_ranked(ranking)));
         }
         let now_ns = r.u64()?;
         let mut pending_out = Vec::new();
