@@ -10,16 +10,19 @@
 //!
 //! ## Cost
 //! Each instrument keeps its highest lower edge and its lowest upper edge beside the sets, so a
-//! tick that leaves no band reads those two numbers and touches no set. Taking an edge costs
-//! `O(log n)` comparisons in a B-tree of `n` edges, walking from the root to the end of the tree
-//! nearest the price; adding one walks to its place, which for an account near its edge is near
-//! that end too. Those walks follow the path the instrument's previous ticks followed, so the
-//! nodes they visit stay in cache whatever the number of edges far from the price. (The binary
-//! heaps the index used before sifted every pop down to a leaf that differed each time, through
-//! the far edges, and grew by copying all of them at once: both made a tick's cost grow with the
-//! number of holders.) Cost per tick: `O((popped + stale) · log n)`. A split node is allocated
-//! and a merged one freed as edges come and go: small allocations on the re-band path, none on
-//! a tick that leaves no band.
+//! tick that leaves no band reads those two numbers and touches no set. Each set is a list of
+//! sorted blocks of at most [`edges::BLOCK`] edges (see [`edges`]), kept so that the end the
+//! price takes edges from is the end of the last block: taking an edge is O(1), and adding one
+//! costs a binary search over the blocks' first edges and one within its block, plus shifting at
+//! most a block's edges (and, when the block splits, the directory entries after it). For an
+//! account re-banded near its edge the new edge lands near that end too, so the blocks and
+//! directory entries it touches are those the instrument's previous ticks touched, in cache
+//! whatever the number of edges far from the price. (The binary heaps the index used before
+//! sifted every pop down to a leaf that differed each time, through the far edges, and grew by
+//! copying all of them at once: both made a tick's cost grow with the number of holders.) Cost
+//! per tick: `O(popped + stale)` takes plus `O(log n + BLOCK)` per re-banded edge. Emptied
+//! blocks are kept for reuse: once each set has been as large as it gets, ticks and re-bands
+//! allocate nothing.
 //!
 //! ## Invalidation
 //! Re-banding an account must retire its old edges on every instrument. Rather than search the
@@ -62,7 +65,11 @@
 //!   bands (some of them possibly unbounded on both sides, so storing nothing).
 //! - `lower_top` / `upper_top` as in 2 above.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+
+use self::edges::{BLOCK, EdgeSet};
+
+mod edges;
 
 /// One stored edge. Ordered by `edge` first; ties broken by account and generation only so that
 /// the ordering is total and deterministic.
@@ -93,9 +100,9 @@ struct InstrumentEdges {
     /// The smallest edge in `upper` (`i64::MAX` when empty).
     upper_top: i64,
     /// Bounded lower edges: taken from the largest down while above the price.
-    lower: BTreeSet<Edge>,
-    /// Bounded upper edges: taken from the smallest up while below the price.
-    upper: BTreeSet<Edge>,
+    lower: EdgeSet<Edge>,
+    /// Bounded upper edges, reversed: taken from the smallest up while below the price.
+    upper: EdgeSet<Reverse<Edge>>,
 }
 
 impl Default for InstrumentEdges {
@@ -103,16 +110,16 @@ impl Default for InstrumentEdges {
         InstrumentEdges {
             lower_top: i64::MIN,
             upper_top: i64::MAX,
-            lower: BTreeSet::new(),
-            upper: BTreeSet::new(),
+            lower: EdgeSet::new(BLOCK),
+            upper: EdgeSet::new(BLOCK),
         }
     }
 }
 
 impl InstrumentEdges {
     fn refresh_tops(&mut self) {
-        self.lower_top = self.lower.last().map_or(i64::MIN, |e| e.edge);
-        self.upper_top = self.upper.first().map_or(i64::MAX, |e| e.edge);
+        self.lower_top = self.lower.max().map_or(i64::MIN, |e| e.edge);
+        self.upper_top = self.upper.max().map_or(i64::MAX, |e| e.0.edge);
     }
 }
 
@@ -156,11 +163,6 @@ pub struct BandIndex {
 /// Stale entries tolerated beyond the live count before a rebuild.
 const STALE_SLACK: u64 = 4096;
 
-/// Keys per node of the standard library's B-tree, and the fewest a node other than the root
-/// keeps; used only to bound the memory report.
-const NODE_KEYS: usize = 11;
-const NODE_MIN_KEYS: usize = 5;
-
 impl BandIndex {
     /// An empty index for `instruments` instruments and `accounts` accounts (dense ids).
     pub fn new(instruments: usize, accounts: usize) -> Self {
@@ -176,8 +178,8 @@ impl BandIndex {
     }
 
     /// Sizing hint for `per_instrument` entries on each side of every instrument. The sets
-    /// allocate node by node as they grow (never by copying what they hold), so there is nothing
-    /// to reserve; kept so that callers can state the expected size.
+    /// allocate block by block as they grow (never by copying what they hold), so there is
+    /// nothing to reserve; kept so that callers can state the expected size.
     pub fn reserve(&mut self, per_instrument: &[usize]) {
         let _ = per_instrument;
     }
@@ -226,11 +228,11 @@ impl BandIndex {
                 added += 1;
             }
             if band.hi != i64::MAX
-                && edges.upper.insert(Edge {
+                && edges.upper.insert(Reverse(Edge {
                     edge: band.hi,
                     account,
                     generation,
-                })
+                }))
             {
                 edges.upper_top = edges.upper_top.min(band.hi);
                 added += 1;
@@ -257,11 +259,11 @@ impl BandIndex {
         };
         // Lower edges above the price: the price fell out of these bands.
         if edges.lower_top > price {
-            while let Some(top) = edges.lower.last().copied() {
+            while let Some(top) = edges.lower.max() {
                 if top.edge <= price {
                     break;
                 }
-                edges.lower.pop_last();
+                edges.lower.pop_max();
                 self.stored -= 1;
                 if retire_edge(
                     &mut self.accounts,
@@ -272,15 +274,15 @@ impl BandIndex {
                     touched(top.account);
                 }
             }
-            edges.lower_top = edges.lower.last().map_or(i64::MIN, |e| e.edge);
+            edges.lower_top = edges.lower.max().map_or(i64::MIN, |e| e.edge);
         }
         // Upper edges below the price: the price rose out of these bands.
         if edges.upper_top < price {
-            while let Some(top) = edges.upper.first().copied() {
+            while let Some(Reverse(top)) = edges.upper.max() {
                 if top.edge >= price {
                     break;
                 }
-                edges.upper.pop_first();
+                edges.upper.pop_max();
                 self.stored -= 1;
                 if retire_edge(
                     &mut self.accounts,
@@ -291,7 +293,7 @@ impl BandIndex {
                     touched(top.account);
                 }
             }
-            edges.upper_top = edges.upper.first().map_or(i64::MAX, |e| e.edge);
+            edges.upper_top = edges.upper.max().map_or(i64::MAX, |e| e.0.edge);
         }
     }
 
@@ -319,6 +321,7 @@ impl BandIndex {
                 edges
                     .upper
                     .iter()
+                    .map(|e| &e.0)
                     .filter(live)
                     .map(|e| (e.account, i, i64::MIN, e.edge)),
             );
@@ -369,22 +372,12 @@ impl BandIndex {
         self.counters
     }
 
-    /// Heap bytes held by the index, for memory reports: an upper bound, since the B-trees do
-    /// not report their nodes. Every node but a root holds at least `NODE_MIN_KEYS` of
-    /// `NODE_KEYS` slots, so an internal node has at least `NODE_MIN_KEYS + 1` children and all
-    /// levels above the leaves hold at most a `NODE_MIN_KEYS`-th as many nodes as the leaves; an
-    /// internal node adds a child pointer per slot plus one to a leaf's size.
+    /// Heap bytes held by the index (its sets' blocks, spare blocks included, and directories;
+    /// the account slots), for memory reports.
     pub fn heap_bytes(&self) -> usize {
-        let key = std::mem::size_of::<Edge>();
-        let leaf = 16 + NODE_KEYS * key;
-        let internal = leaf + (NODE_KEYS + 1) * std::mem::size_of::<usize>();
-        let set = |len: usize| {
-            let leaves = len.div_ceil(NODE_MIN_KEYS);
-            leaves * leaf + leaves.div_ceil(NODE_MIN_KEYS) * internal
-        };
         self.instruments
             .iter()
-            .map(|e| set(e.lower.len()) + set(e.upper.len()))
+            .map(|e| e.lower.heap_bytes() + e.upper.heap_bytes())
             .sum::<usize>()
             + self.accounts.capacity() * std::mem::size_of::<AccountSlot>()
             + self.instruments.capacity() * std::mem::size_of::<InstrumentEdges>()
@@ -398,7 +391,7 @@ impl BandIndex {
         let live = |e: &Edge| accounts[e.account as usize].generation == e.generation;
         for edges in &mut self.instruments {
             edges.lower.retain(live);
-            edges.upper.retain(live);
+            edges.upper.retain(|e| live(&e.0));
             edges.refresh_tops();
         }
         self.stored = self.live_entries;
