@@ -448,6 +448,7 @@ fn one_window(
             popped: i1.popped - i0.popped,
             stale_popped: i1.stale_popped - i0.stale_popped,
             compactions: i1.compactions - i0.compactions,
+            grown: i1.grown - i0.grown,
         },
         outputs: w.outputs,
         output_digest: w.output_digest,

@@ -147,6 +147,9 @@ pub struct IndexCounters {
     pub stale_popped: u64,
     /// Rebuilds that dropped every stale entry.
     pub compactions: u64,
+    /// Allocations the sets made to grow past the largest they had been (a block, or room in
+    /// a block list); see [`edges`].
+    pub grown: u64,
 }
 
 /// Per-instrument ordered band edges with lazy invalidation. See the module docs.
@@ -369,7 +372,14 @@ impl BandIndex {
 
     /// The work done so far, counted (see [`IndexCounters`]).
     pub fn counters(&self) -> IndexCounters {
-        self.counters
+        IndexCounters {
+            grown: self
+                .instruments
+                .iter()
+                .map(|e| e.lower.grown() + e.upper.grown())
+                .sum(),
+            ..self.counters
+        }
     }
 
     /// Heap bytes held by the index (its sets' blocks, spare blocks included, and directories;

@@ -35,6 +35,20 @@ pub(crate) struct EdgeSet<K> {
     /// Empty blocks kept for reuse.
     spare: Vec<Vec<K>>,
     len: usize,
+    /// Allocations made to grow: blocks made, and the growth of `dir`, `firsts` and `spare`.
+    grown: u64,
+}
+
+/// Pushes `x`, counting in `grown` the allocation a full vector makes to grow.
+fn push<T>(v: &mut Vec<T>, x: T, grown: &mut u64) {
+    *grown += u64::from(v.len() == v.capacity());
+    v.push(x);
+}
+
+/// Inserts `x` at `at`, counting in `grown` the allocation a full vector makes to grow.
+fn insert<T>(v: &mut Vec<T>, at: usize, x: T, grown: &mut u64) {
+    *grown += u64::from(v.len() == v.capacity());
+    v.insert(at, x);
 }
 
 impl<K: Ord + Copy> EdgeSet<K> {
@@ -46,12 +60,19 @@ impl<K: Ord + Copy> EdgeSet<K> {
             firsts: Vec::new(),
             spare: Vec::new(),
             len: 0,
+            grown: 0,
         }
     }
 
     /// Number of keys.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Allocations the set has made to grow (see the module docs: none once it has been as
+    /// large as it gets).
+    pub(crate) fn grown(&self) -> u64 {
+        self.grown
     }
 
     /// The greatest key.
@@ -65,7 +86,7 @@ impl<K: Ord + Copy> EdgeSet<K> {
         let key = last.pop()?;
         if last.is_empty() {
             if let Some(empty) = self.dir.pop() {
-                self.spare.push(empty);
+                push(&mut self.spare, empty, &mut self.grown);
             }
             self.firsts.pop();
         }
@@ -78,8 +99,8 @@ impl<K: Ord + Copy> EdgeSet<K> {
         if self.dir.is_empty() {
             let mut b = self.take_block();
             b.push(key);
-            self.dir.push(b);
-            self.firsts.push(key);
+            push(&mut self.dir, b, &mut self.grown);
+            push(&mut self.firsts, key, &mut self.grown);
             self.len = 1;
             return true;
         }
@@ -102,8 +123,8 @@ impl<K: Ord + Copy> EdgeSet<K> {
             } else {
                 (j, at)
             };
-            self.firsts.insert(j + 1, upper[0]);
-            self.dir.insert(j + 1, upper);
+            insert(&mut self.firsts, j + 1, upper[0], &mut self.grown);
+            insert(&mut self.dir, j + 1, upper, &mut self.grown);
             self.dir[k].insert(at, key);
             self.firsts[k] = self.dir[k][0];
         }
@@ -142,7 +163,7 @@ impl<K: Ord + Copy> EdgeSet<K> {
         };
         while self.dir.len() > kept {
             if let Some(empty) = self.dir.pop() {
-                self.spare.push(empty);
+                push(&mut self.spare, empty, &mut self.grown);
             }
         }
         self.firsts.clear();
@@ -165,9 +186,10 @@ impl<K: Ord + Copy> EdgeSet<K> {
 
     /// An empty block with room for `block` keys: a spare one, or a new one.
     fn take_block(&mut self) -> Vec<K> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.block))
+        self.spare.pop().unwrap_or_else(|| {
+            self.grown += 1;
+            Vec::with_capacity(self.block)
+        })
     }
 
     /// Checks the invariants (tests).
@@ -247,7 +269,9 @@ mod tests {
         }
         let blocks = s.dir.len();
         let dir_capacity = s.dir.capacity();
+        assert!(s.grown() >= blocks as u64, "each block made is counted");
         while s.pop_max().is_some() {}
+        let grown = s.grown();
         assert_eq!((s.dir.len(), s.spare.len()), (0, blocks));
         // Refilled to the same size in another order, from the spare blocks only.
         for k in (0..100).rev() {
@@ -261,6 +285,7 @@ mod tests {
         );
         assert_eq!(s.dir.len() + s.spare.len(), blocks, "no block made");
         assert_eq!(s.dir.capacity(), dir_capacity);
+        assert_eq!(s.grown(), grown, "no allocation counted");
     }
 
     proptest! {

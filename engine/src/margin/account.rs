@@ -225,6 +225,13 @@ impl Account {
         }
     }
 
+    /// Makes this account a copy of `other`, reusing its own room for positions.
+    pub fn copy_from(&mut self, other: &Account) {
+        self.wallet = other.wallet;
+        self.id = other.id;
+        self.positions.clone_from(&other.positions);
+    }
+
     /// Account id.
     pub const fn id(&self) -> u64 {
         self.id

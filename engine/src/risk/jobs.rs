@@ -26,6 +26,10 @@ pub(crate) struct Jobs {
     pub(super) orders: HashMap<u64, u32>,
     pub(super) per_unit: HashMap<u32, u32>,
     pub(super) len: usize,
+    /// Empty queues kept for reuse by [`Jobs::take_ready`] (scratch, not part of the state).
+    spare: Vec<VecDeque<u32>>,
+    /// Scratch of [`Jobs::expire`].
+    expired: Vec<u32>,
 }
 
 impl Jobs {
@@ -142,7 +146,7 @@ impl Jobs {
         let Some(heap) = self.timeouts.get_mut(instrument as usize) else {
             return;
         };
-        let mut expired = Vec::new();
+        let mut expired = std::mem::take(&mut self.expired);
         while let Some(&Reverse((due, slot))) = heap.peek() {
             if due > now_ns {
                 break;
@@ -150,7 +154,7 @@ impl Jobs {
             heap.pop();
             expired.push(slot);
         }
-        for slot in expired {
+        for &slot in &expired {
             let stale = self
                 .get(slot)
                 .and_then(|j| j.child)
@@ -159,23 +163,38 @@ impl Jobs {
                 self.child_done(slot);
             }
         }
+        expired.clear();
+        self.expired = expired;
     }
 
-    /// Takes the ready queue of an instrument to work through it; give back what stays ready
-    /// with [`Jobs::restore_ready`].
-    pub fn take_ready(&mut self, instrument: u32) -> VecDeque<u32> {
-        self.ready
-            .get_mut(instrument as usize)
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// Takes the ready queue of an instrument to work through it, with an empty queue for
+    /// what stays ready; give both back with [`Jobs::restore_ready`]. The queues are recycled,
+    /// so once warm this allocates nothing.
+    pub fn take_ready(&mut self, instrument: u32) -> (VecDeque<u32>, VecDeque<u32>) {
+        let kept = self.spare.pop().unwrap_or_default();
+        let queue = match self.ready.get_mut(instrument as usize) {
+            Some(q) => std::mem::replace(q, self.spare.pop().unwrap_or_default()),
+            None => self.spare.pop().unwrap_or_default(),
+        };
+        (queue, kept)
     }
 
-    /// Puts back the jobs that stay ready, ahead of any queued while they were out.
-    pub fn restore_ready(&mut self, instrument: u32, mut kept: VecDeque<u32>) {
+    /// Puts back the jobs that stay ready, ahead of any queued while they were out, and keeps
+    /// the emptied queues for reuse.
+    pub fn restore_ready(
+        &mut self,
+        instrument: u32,
+        mut queue: VecDeque<u32>,
+        mut kept: VecDeque<u32>,
+    ) {
         if let Some(q) = self.ready.get_mut(instrument as usize) {
             kept.append(q);
-            *q = kept;
+            std::mem::swap(q, &mut kept);
         }
+        queue.clear();
+        kept.clear();
+        self.spare.push(queue);
+        self.spare.push(kept);
     }
 
     /// Every open job, in slot order.

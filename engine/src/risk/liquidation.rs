@@ -165,6 +165,8 @@ pub struct OpenOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cut {
     pub position: usize,
+    /// The position's instrument (positions may shift before the cut is acted on).
+    pub instrument: InstrumentId,
     pub qty: i64,
     pub full: bool,
 }
@@ -219,12 +221,20 @@ fn ratio_at_most(mm: Money, equity: Money, ratio: Rate) -> bool {
 }
 
 impl RiskEngine {
-    /// Plans the reduction of a liquidatable unit (see the module docs). Empty on an evaluation
-    /// error, which leaves the unit for a later tick.
-    pub(crate) fn plan_reduction(&self, unit: u32, summary: &MarginSummary) -> Vec<Cut> {
-        let mut cuts = Vec::new();
+    /// Plans the reduction of a liquidatable unit (see the module docs) into `cuts`, with
+    /// `order` as scratch (both cleared first; reused so that planning allocates nothing once
+    /// warm). Empty on an evaluation error, which leaves the unit for a later tick.
+    pub(crate) fn plan_reduction(
+        &self,
+        unit: u32,
+        summary: &MarginSummary,
+        order: &mut Vec<usize>,
+        cuts: &mut Vec<Cut>,
+    ) {
+        cuts.clear();
+        order.clear();
         let Some(u) = self.units.get(unit) else {
-            return cuts;
+            return;
         };
         let account = &self.accounts[u.account as usize];
         let mode = if u.is_cross() {
@@ -232,38 +242,45 @@ impl RiskEngine {
         } else {
             MarginMode::Isolated
         };
-        let mut order: Vec<usize> = account
-            .positions()
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.mode() == mode && (u.is_cross() || p.instrument().0 == u.instrument))
-            .map(|(i, _)| i)
-            .collect();
+        order.extend(
+            account
+                .positions()
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    p.mode() == mode && (u.is_cross() || p.instrument().0 == u.instrument)
+                })
+                .map(|(i, _)| i),
+        );
         let cfg = self.config.liquidation;
         let full_unit = !ratio_at_most(summary.maintenance, summary.equity, cfg.full_ratio)
             || summary.status(crate::margin::CallLevel(self.config.call_level))
                 == MarginStatus::Bankrupt;
         if full_unit {
-            return order
-                .into_iter()
-                .map(|position| Cut {
+            cuts.extend(order.iter().map(|&position| {
+                let p = &account.positions()[position];
+                Cut {
                     position,
-                    qty: account.positions()[position].qty().0.abs(),
+                    instrument: p.instrument(),
+                    qty: p.qty().0.abs(),
                     full: true,
-                })
-                .collect();
+                }
+            }));
+            return;
         }
-        self.sort_by_priority(&mut order, account.positions());
+        self.sort_by_priority(order, account.positions());
         let (mut equity, mut mm) = (summary.equity, summary.maintenance);
-        for position in order {
+        for &position in order.iter() {
             let p = &account.positions()[position];
             let id = p.instrument();
             let (Some(inst), Some(mark)) = (self.table.get(id), self.marks.get(id)) else {
-                return Vec::new();
+                cuts.clear();
+                return;
             };
             let q = p.qty().0.abs();
             let Some(mm_now) = maintenance_at(inst, q, mark) else {
-                return Vec::new();
+                cuts.clear();
+                return;
             };
             let tier_mmr = inst.tiers()[inst.tier_index(Instrument::notional(Qty(q), mark))].mmr;
             let step = inst.min_qty.0.max(1);
@@ -296,6 +313,7 @@ impl RiskEngine {
             }
             cuts.push(Cut {
                 position,
+                instrument: id,
                 qty: x,
                 full: x == q && whole && tier_mmr <= inst.liquidation_fee,
             });
@@ -313,7 +331,6 @@ impl RiskEngine {
                 break;
             }
         }
-        cuts
     }
 
     fn sort_by_priority(&self, order: &mut [usize], positions: &[crate::margin::Position]) {
@@ -349,22 +366,35 @@ impl RiskEngine {
         seq: u64,
         now_ns: u64,
     ) -> bool {
-        let cuts = self.plan_reduction(unit, summary);
+        let mut order = std::mem::take(&mut self.scratch.order);
+        let mut cuts = std::mem::take(&mut self.scratch.cuts);
+        self.plan_reduction(unit, summary, &mut order, &mut cuts);
+        let opened = self.open_cut_jobs(unit, summary, &cuts, seq, now_ns);
+        order.clear();
+        cuts.clear();
+        self.scratch.order = order;
+        self.scratch.cuts = cuts;
+        opened > 0
+    }
+
+    /// Opens a job for each of a unit's cuts (or deleverages it at once); returns how many
+    /// jobs were opened.
+    fn open_cut_jobs(
+        &mut self,
+        unit: u32,
+        summary: &MarginSummary,
+        cuts: &[Cut],
+        seq: u64,
+        now_ns: u64,
+    ) -> usize {
         let Some(&u) = self.units.get(unit) else {
-            return false;
+            return 0;
         };
         let mut opened = 0;
         // ADL below may close positions and shift indices: find each cut by its instrument.
-        let targets: Vec<(InstrumentId, Cut)> = cuts
-            .into_iter()
-            .map(|cut| {
-                (
-                    self.accounts[u.account as usize].positions()[cut.position].instrument(),
-                    cut,
-                )
-            })
-            .collect();
-        for (id, mut cut) in targets {
+        for &cut in cuts {
+            let mut cut = cut;
+            let id = cut.instrument;
             let account = &self.accounts[u.account as usize];
             let Some(position) = account.position_index(id) else {
                 continue;
@@ -441,7 +471,7 @@ impl RiskEngine {
             });
             opened += 1;
         }
-        opened > 0
+        opened
     }
 
     /// Works the jobs of an instrument after a tick: children out for `child_timeout_ns` are
@@ -463,8 +493,7 @@ impl RiskEngine {
             .unwrap_or_default();
         let mark = self.marks.get(InstrumentId(instrument));
         self.jobs.expire(instrument, now_ns, cfg.child_timeout_ns);
-        let mut queue = self.jobs.take_ready(instrument);
-        let mut kept = std::collections::VecDeque::with_capacity(queue.len());
+        let (mut queue, mut kept) = self.jobs.take_ready(instrument);
         while let Some(slot) = queue.pop_front() {
             let Some(&job) = self.jobs.get(slot) else {
                 continue;
@@ -578,7 +607,7 @@ impl RiskEngine {
                 kept.push_back(slot);
             }
         }
-        self.jobs.restore_ready(instrument, kept);
+        self.jobs.restore_ready(instrument, queue, kept);
     }
 
     /// Removes a finished job; when it was its unit's last, the unit is evaluated afresh.

@@ -207,6 +207,8 @@ pub struct RiskEngine {
     adl_cache: HashMap<(u32, i8), (u64, u64, adl::AdlRanking)>,
     /// Scratch of the ADL rankings (not part of the state).
     adl_scratch: adl::AdlScratch,
+    /// Buffers reused on the hot path (not part of the state).
+    scratch: Scratch,
     /// Engine time of the input being applied (its publish stamp).
     now_ns: u64,
     /// Outputs produced where no sink is at hand (ADL), flushed in order.
@@ -288,7 +290,8 @@ impl RiskEngine {
             scan,
             counters: RiskCounters::default(),
             fund: InsuranceFund::new(Money::ZERO),
-            fund_book: Account::new(takeover::FUND_ACCOUNT_ID, Money::ZERO),
+            // Room for a position on every instrument: taking one over allocates nothing.
+            fund_book: Account::with_capacity(takeover::FUND_ACCOUNT_ID, Money::ZERO, instruments),
             fund_jobs: vec![None; instruments],
             breaker: breaker::Breaker::default(),
             base_instruments,
@@ -301,6 +304,7 @@ impl RiskEngine {
             jobs: jobs::Jobs::new(instruments),
             adl_cache: HashMap::new(),
             adl_scratch: adl::AdlScratch::default(),
+            scratch: Scratch::default(),
             now_ns: 0,
             pending_out: Vec::new(),
             readmit: Vec::new(),
@@ -563,21 +567,28 @@ impl RiskEngine {
             for o in self.pending_out.drain(..) {
                 out(o);
             }
-            let readmit = std::mem::take(&mut self.readmit);
-            for a in &readmit {
-                let units: Vec<u32> = std::iter::once(*a)
-                    .chain(
-                        self.accounts[*a as usize]
-                            .positions()
-                            .iter()
-                            .filter(|p| p.mode() == MarginMode::Isolated)
-                            .filter_map(|p| self.units.isolated(*a, p.instrument().0)),
-                    )
-                    .collect();
-                for u in units {
+            // The buffers are swapped and handed back, so that this allocates nothing once warm.
+            let spare = std::mem::take(&mut self.scratch.readmit);
+            let mut readmit = std::mem::replace(&mut self.readmit, spare);
+            let mut units = std::mem::take(&mut self.scratch.units);
+            for &a in &readmit {
+                units.clear();
+                units.push(a);
+                units.extend(
+                    self.accounts[a as usize]
+                        .positions()
+                        .iter()
+                        .filter(|p| p.mode() == MarginMode::Isolated)
+                        .filter_map(|p| self.units.isolated(a, p.instrument().0)),
+                );
+                for &u in &units {
                     self.readmit_unit(u, seq, now_ns, out);
                 }
             }
+            units.clear();
+            readmit.clear();
+            self.scratch.units = units;
+            self.scratch.readmit = readmit;
         }
     }
 
@@ -867,6 +878,21 @@ impl RiskEngine {
             + self.holders.iter().map(|h| h.capacity() * 4).sum::<usize>()
             + self.adl_scratch.heap_bytes()
     }
+}
+
+/// Buffers the engine reuses so that its hot path allocates nothing once warm; empty between
+/// inputs, and not part of the state.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Liquidation planning: the positions in priority order, and the cuts planned.
+    order: Vec<usize>,
+    cuts: Vec<liquidation::Cut>,
+    /// The accounts to re-evaluate being worked through while new ones queue in `readmit`.
+    readmit: Vec<u32>,
+    /// The units of one account being re-evaluated.
+    units: Vec<u32>,
+    /// A spare for the fund's inventory, which a takeover books on a copy first.
+    fund_book: Option<Account>,
 }
 
 #[cfg(test)]

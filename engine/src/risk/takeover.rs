@@ -152,19 +152,26 @@ impl RiskEngine {
         };
         // Both sides book, or neither: the fund's side on a copy of its inventory (a few
         // positions), installed once the account's side has booked too.
-        let mut fund_book = self.fund_book.clone();
+        // The copy is made in a spare account with room for every instrument, which then
+        // trades places with the inventory: nothing is allocated once warm.
+        let mut fund_book = self.scratch.fund_book.take().unwrap_or_else(|| {
+            Account::with_capacity(FUND_ACCOUNT_ID, Money::ZERO, self.fund_jobs.len())
+        });
+        fund_book.copy_from(&self.fund_book);
         if fund_book
             .apply_fill(&self.table, close(signed, MarginMode::Cross))
             .is_err()
         {
+            self.scratch.fund_book = Some(fund_book);
             return 0;
         }
         let Ok(outcome) =
             self.accounts[account as usize].apply_fill(&self.table, close(-signed, mode))
         else {
+            self.scratch.fund_book = Some(fund_book);
             return 0;
         };
-        self.fund_book = fund_book;
+        self.scratch.fund_book = Some(std::mem::replace(&mut self.fund_book, fund_book));
         if outcome.isolated_shortfall.is_positive() {
             self.fund.cover(outcome.isolated_shortfall);
         }
