@@ -14,7 +14,8 @@
 //! Each block is a `Vec` created with room for `block` keys and never grown past it, and the
 //! directory and spare list only grow when the set outgrows its largest size so far: once the
 //! set has been as large as it gets, inserting and taking allocate nothing (the index's "no
-//! allocation on the hot path"). [`EdgeSet::retain`] packs the blocks it keeps full, in place.
+//! allocation on the hot path"). [`EdgeSet::retain_blocks`] drops keys a few blocks at a time,
+//! packing the blocks it keeps full, in place.
 //!
 //! Invariants: `dir` holds no empty block, its blocks are each sorted and strictly increasing,
 //! and every key of `dir[j]` is less than every key of `dir[j + 1]`; `firsts[j] == dir[j][0]`;
@@ -137,13 +138,37 @@ impl<K: Ord + Copy> EdgeSet<K> {
         self.dir.iter().flatten()
     }
 
-    /// Keeps the keys for which `keep` is true, packing the blocks kept full, in place.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
-        // Blocks before `w` are full; `w` is being filled; blocks after `w` up to the one being
-        // read are empty.
-        let mut w = 0;
-        for r in 0..self.dir.len() {
+    /// Keeps the keys for which `keep` is true, packing the blocks kept full, in place (a
+    /// whole pass of [`EdgeSet::retain_blocks`] at once; the index goes block by block).
+    #[cfg(test)]
+    fn retain(&mut self, keep: impl FnMut(&K) -> bool) {
+        self.retain_blocks(None, usize::MAX, keep);
+    }
+
+    /// Keeps the keys for which `keep` is true over at most `blocks` blocks, from the one that
+    /// holds `from` (from the first with `None`), packing them in place; returns the first key
+    /// after them, where the next call may go on (`None` when they reached the end). Calls that
+    /// go on from each other cover every key that was in the set before the first of them,
+    /// whatever was inserted or taken meanwhile: the key they go on from only grows, and keys
+    /// keep their order.
+    pub(crate) fn retain_blocks(
+        &mut self,
+        from: Option<K>,
+        blocks: usize,
+        mut keep: impl FnMut(&K) -> bool,
+    ) -> Option<K> {
+        let start = from.map_or(0, |k| {
+            self.firsts.partition_point(|f| *f <= k).saturating_sub(1)
+        });
+        let end = start.saturating_add(blocks).min(self.dir.len());
+        // Blocks from `start` before `w` are full; `w` is being filled; blocks after `w` up to
+        // the one being read are empty.
+        let mut w = start;
+        let mut removed = 0;
+        for r in start..end {
+            let before = self.dir[r].len();
             self.dir[r].retain(&mut keep);
+            removed += before - self.dir[r].len();
             if r == w {
                 continue;
             }
@@ -160,15 +185,18 @@ impl<K: Ord + Copy> EdgeSet<K> {
             w + 1
         } else {
             w
-        };
-        while self.dir.len() > kept {
-            if let Some(empty) = self.dir.pop() {
-                push(&mut self.spare, empty, &mut self.grown);
-            }
         }
-        self.firsts.clear();
-        self.firsts.extend(self.dir.iter().map(|b| b[0]));
-        self.len = self.dir.iter().map(Vec::len).sum();
+        .min(end);
+        let (spare, grown) = (&mut self.spare, &mut self.grown);
+        for empty in self.dir.drain(kept..end) {
+            push(spare, empty, grown);
+        }
+        self.firsts.drain(kept..end);
+        for j in start..kept {
+            self.firsts[j] = self.dir[j][0];
+        }
+        self.len -= removed;
+        self.dir.get(kept).map(|b| b[0])
     }
 
     /// Heap bytes held (blocks, spare blocks, directory).
@@ -289,6 +317,59 @@ mod tests {
     }
 
     proptest! {
+        /// A pass of `retain_blocks` calls, with inserts and takes between them: each call only
+        /// removes keys `keep` refuses, and once the pass reaches the end no key that was there
+        /// when it began, was not inserted again since, and that `keep` refuses is left.
+        #[test]
+        fn a_pass_in_steps_retains_like_retain(
+            block in 2usize..9,
+            seed in proptest::collection::vec(-200i32..200, 0..300),
+            ops in proptest::collection::vec((0u8..10, -200i32..200), 1..400),
+            step in 1usize..4,
+        ) {
+            let keep = |x: &i32| x % 3 != 0;
+            let mut s = EdgeSet::new(block);
+            for k in seed {
+                s.insert(k);
+            }
+            let at_start: BTreeSet<i32> = s.iter().copied().collect();
+            let mut cursor = None;
+            let mut done = false;
+            // Keys inserted since the pass began (which it may or may not see).
+            let mut inserted = BTreeSet::new();
+            for (op, k) in ops {
+                match op {
+                    0..=3 => {
+                        s.insert(k);
+                        inserted.insert(k);
+                    }
+                    4 => {
+                        s.pop_max();
+                    }
+                    _ if !done => {
+                        let before: BTreeSet<i32> = s.iter().copied().collect();
+                        cursor = s.retain_blocks(cursor, step, keep);
+                        done = cursor.is_none();
+                        let after: BTreeSet<i32> = s.iter().copied().collect();
+                        prop_assert!(after.is_subset(&before));
+                        prop_assert!(before.difference(&after).all(|x| !keep(x)));
+                    }
+                    _ => {}
+                }
+                s.check();
+            }
+            while !done {
+                cursor = s.retain_blocks(cursor, step, keep);
+                done = cursor.is_none();
+                s.check();
+            }
+            let left: BTreeSet<i32> = s.iter().copied().collect();
+            prop_assert!(at_start
+                .iter()
+                .filter(|x| !keep(x) && !inserted.contains(x))
+                .all(|x| !left.contains(x)));
+        }
+
         /// Against `BTreeSet`: the same keys, the same greatest key, the same pops.
         #[test]
         fn agrees_with_a_btreeset(
