@@ -880,8 +880,8 @@ impl RiskEngine {
     }
 }
 
-/// Buffers the engine reuses so that its hot path allocates nothing once warm; empty between
-/// inputs, and not part of the state.
+/// Buffers the engine reuses so that its hot path allocates nothing once warm. Not part of the
+/// state: nothing reads what they hold between inputs.
 #[derive(Debug, Default)]
 struct Scratch {
     /// Liquidation planning: the positions in priority order, and the cuts planned.
