@@ -433,23 +433,8 @@ fn one_window(
     let i1 = w.engine.index().counters();
     let counts = WindowCounts {
         ticks: r1.ticks - r0.ticks,
-        risk: RiskCounters {
-            evaluations: r1.evaluations - r0.evaluations,
-            margin_calls: r1.margin_calls - r0.margin_calls,
-            liquidations: r1.liquidations - r0.liquidations,
-            liquidation_fills: r1.liquidation_fills - r0.liquidation_fills,
-            takeovers: r1.takeovers - r0.takeovers,
-            adl: r1.adl - r0.adl,
-            ..RiskCounters::default()
-        },
-        index: IndexCounters {
-            set_bands: i1.set_bands - i0.set_bands,
-            pushes: i1.pushes - i0.pushes,
-            popped: i1.popped - i0.popped,
-            stale_popped: i1.stale_popped - i0.stale_popped,
-            compactions: i1.compactions - i0.compactions,
-            grown: i1.grown - i0.grown,
-        },
+        risk: r1.since(&r0),
+        index: i1.since(&i0),
         outputs: w.outputs,
         output_digest: w.output_digest,
         state_digest: if with_state {

@@ -159,6 +159,21 @@ pub struct IndexCounters {
     pub grown: u64,
 }
 
+impl IndexCounters {
+    /// What was counted since `earlier` (counters taken from the same index before).
+    pub fn since(&self, earlier: &IndexCounters) -> IndexCounters {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        IndexCounters {
+            set_bands: d(self.set_bands, earlier.set_bands),
+            pushes: d(self.pushes, earlier.pushes),
+            popped: d(self.popped, earlier.popped),
+            stale_popped: d(self.stale_popped, earlier.stale_popped),
+            compactions: d(self.compactions, earlier.compactions),
+            grown: d(self.grown, earlier.grown),
+        }
+    }
+}
+
 /// Per-instrument ordered band edges with lazy invalidation. See the module docs.
 #[derive(Debug)]
 pub struct BandIndex {

@@ -273,24 +273,8 @@ impl Walk {
                 self.tick();
             }
         });
-        let (r, i) = (self.engine.counters(), self.engine.index().counters());
-        let risk = RiskCounters {
-            ticks: r.ticks - risk.ticks,
-            evaluations: r.evaluations - risk.evaluations,
-            margin_calls: r.margin_calls - risk.margin_calls,
-            liquidations: r.liquidations - risk.liquidations,
-            liquidation_fills: r.liquidation_fills - risk.liquidation_fills,
-            adl: r.adl - risk.adl,
-            takeovers: r.takeovers - risk.takeovers,
-            ..RiskCounters::default()
-        };
-        let index = IndexCounters {
-            set_bands: i.set_bands - index.set_bands,
-            pushes: i.pushes - index.pushes,
-            popped: i.popped - index.popped,
-            grown: i.grown - index.grown,
-            ..IndexCounters::default()
-        };
+        let risk = self.engine.counters().since(&risk);
+        let index = self.engine.index().counters().since(&index);
         println!(
             "after {} ticks of warm-up, {MEASURED} ticks: {} allocations; {risk:?}; {index:?}",
             self.seq as usize - MEASURED,

@@ -138,6 +138,32 @@ pub struct RiskCounters {
     pub rescales: u64,
 }
 
+impl RiskCounters {
+    /// What was counted since `earlier` (counters taken from the same engine before).
+    pub fn since(&self, earlier: &RiskCounters) -> RiskCounters {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        RiskCounters {
+            ticks: d(self.ticks, earlier.ticks),
+            evaluations: d(self.evaluations, earlier.evaluations),
+            margin_calls: d(self.margin_calls, earlier.margin_calls),
+            liquidations: d(self.liquidations, earlier.liquidations),
+            unevaluable: d(self.unevaluable, earlier.unevaluable),
+            collateral: d(self.collateral, earlier.collateral),
+            orders: d(self.orders, earlier.orders),
+            liquidation_fills: d(self.liquidation_fills, earlier.liquidation_fills),
+            fills: d(self.fills, earlier.fills),
+            fills_refused: d(self.fills_refused, earlier.fills_refused),
+            adl: d(self.adl, earlier.adl),
+            adl_shortfall: d(self.adl_shortfall, earlier.adl_shortfall),
+            takeovers: d(self.takeovers, earlier.takeovers),
+            funding: d(self.funding, earlier.funding),
+            settlements: d(self.settlements, earlier.settlements),
+            ticks_refused: d(self.ticks_refused, earlier.ticks_refused),
+            rescales: d(self.rescales, earlier.rescales),
+        }
+    }
+}
+
 /// Top of book of an instrument, as of its last tick.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Book {
