@@ -1,6 +1,7 @@
 //! What one ADL ranking costs: building the ranking of one side of an instrument and reading its
-//! first 8 counterparties ([`RiskEngine::adl_queue`], the same ranking `adl_now` builds when its
-//! cached one is older than `adl_refresh_ns`), over the population of the risk index bench
+//! first 8 counterparties ([`RiskEngine::adl_queue`], the same ranking `adl_now` builds for every
+//! ADL event: every candidate bounded, as many scored exactly as reading needs), over the
+//! population of the risk index bench
 //! (`synth::generate_healthy`: N accounts, 3 positions each over 100 instruments, so about
 //! 3N/100 holders per instrument, half of them on each side).
 //!
@@ -97,10 +98,16 @@ fn main() {
         let mut e = engine(count);
         check(&mut e);
         let holders = count as f64 * POSITIONS as f64 / f64::from(INSTRUMENTS);
+        // What a ranking does, from one pass over the 200 (instrument, side).
+        let before = e.adl_work();
+        let d = rank_all(&mut e);
+        let work = e.adl_work();
+        let rankings = (work.rankings - before.rankings) as f64;
+        let bounded = (work.bounded - before.bounded) as f64 / rankings;
+        let scored = (work.scored - before.scored) as f64 / rankings;
         if once {
-            let d = rank_all(&mut e);
             let median = d.as_nanos() as f64 / (2.0 * f64::from(INSTRUMENTS));
-            rows.push((count, holders, median));
+            rows.push((count, holders, median, bounded, scored));
             continue;
         }
         let mut per_ranking: Vec<f64> = Vec::new();
@@ -130,18 +137,20 @@ fn main() {
             .get(per_ranking.len() / 2)
             .copied()
             .unwrap_or(f64::NAN);
-        rows.push((count, holders, median));
+        rows.push((count, holders, median, bounded, scored));
     }
     c.final_summary();
     println!();
     println!(
         "One ADL ranking (build, read the first {TOP}), median over the samples (mean of one pass with ADL_RANKING_ONCE)"
     );
-    println!("| accounts | holders per instrument | µs per ranking | ns per holder |");
-    println!("|---:|---:|---:|---:|");
-    for (count, holders, median) in rows {
+    println!(
+        "| accounts | holders per instrument | µs per ranking | ns per holder | bounded per ranking | scored exactly per ranking |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (count, holders, median, bounded, scored) in rows {
         println!(
-            "| {count} | {holders:.0} | {:.1} | {:.1} |",
+            "| {count} | {holders:.0} | {:.1} | {:.1} | {bounded:.0} | {scored:.1} |",
             median / 1e3,
             median / holders
         );

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 /// The journal file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"BRNKJRNL";
 /// The journal layout version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the first record.
 pub const HEADER_LEN: u64 = 16;
 /// Bytes of framing before each payload (length + CRC).

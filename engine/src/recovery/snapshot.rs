@@ -30,7 +30,7 @@ use crate::risk::shard::Shards;
 /// The snapshot file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"BRNKSNAP";
 /// The layout version this build reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 48;
 

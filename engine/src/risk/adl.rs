@@ -4,32 +4,27 @@
 //! ## The ranking
 //! Every opposite-side position of the instrument is ranked by `profit% × effective leverage`
 //! (`profit% ÷ effective leverage` when losing, see [`RiskEngine::adl_score`]): descending score,
-//! then ascending account id, then the order of the instrument's holder list (which matters only
-//! for two accounts with the same id). Each account counts once; positions being liquidated are
-//! not counterparties. Each counterparty is closed at the bankrupt position's limit price; both
+//! then ascending account id, then ascending account index (which matters only for two accounts
+//! with the same id). Each account counts once; positions being liquidated are not
+//! counterparties. Each counterparty is closed at the bankrupt position's limit price; both
 //! sides are booked at that price with no fee, so the proceeds of the two sides cancel exactly.
 //!
-//! A ranking of an instrument's side is reused for `adl_refresh_ns` of engine time (quantities
-//! are read afresh at every close, so closed or flipped positions are skipped).
+//! Every ADL event ranks afresh, as of the moment it happens, and walks the ranking only as far
+//! as its quantity needs. Nothing the walk changes can move an entry it has not reached: a close
+//! changes the counterparty just taken and the bankrupt account, which holds the other side.
+//! So the entries read are exactly the first ones of a full sort at the event.
 //!
 //! ## What a ranking costs
-//! Building one visits every holder of the instrument once, in two passes over reused scratch
-//! (nothing is allocated once warm but the ranking's own buffers, which a stale ranking of the
-//! same side hands on):
-//! 1. the holder list's units: each unit's account, deduplicated through a bitset over account
-//!    indices, with the unit's state;
-//! 2. those accounts, each account and its positions prefetched a few holders ahead so that the
-//!    cache misses overlap: the position on the instrument, its side, whether it is being
-//!    liquidated (from the state read in pass 1 when the unit is the position's own, see
-//!    `Met`), and its score.
-//!
-//! Scoring is most of the arithmetic: a handful of conversions and divisions, with the lean
-//! bankruptcy price (`Account::bankruptcy_price_lean`) and native divisions where they give the
-//! same bits as the original ones ([`div`]). The scored entries go into a binary heap, built in
-//! O(n), not sorted: [`AdlRanking`] pops them in rank order only as far as closes need them
-//! (usually a handful) and keeps what it popped, so a ranking reused later continues where it
-//! left off. The order popped is exactly that of a full sort (the tests in `adl_tests` check
-//! every prefix against the original full sort).
+//! Building one reads the instrument's list of accounts on the ranked side
+//! ([`super::adl_rows`]) in order, each account's dense row prefetched a few entries ahead, and
+//! computes from the row an upper bound on the account's score (a few `f64` operations; `+∞`
+//! when none is promised). The bounds go into a binary heap built in O(n). Reading the ranking
+//! ([`AdlRanking::get`]) then scores exactly, in descending bound order, only until the best
+//! exact score beats every bound left, and pops that entry: it is the next in rank order,
+//! since every entry not scored yet scores at most its bound. An ADL event reads a handful of
+//! entries and scores a handful more, whatever the number of holders; only the bounding pass
+//! visits them all, at a few nanoseconds each. `adl_tests` checks every prefix of every
+//! ranking against the full sort of the exact scores.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -41,19 +36,16 @@ use super::units::UnitState;
 use crate::margin::{Fill, Instrument, InstrumentId, MarginMode, Money, Price, Qty};
 use crate::shm::{self, Output, Side};
 
-/// A scored counterparty, ordered so that the greatest is ranked first: higher score, then lower
-/// account id, then earlier in the holder list.
+/// An exactly scored counterparty, ordered so that the greatest is ranked first: higher score,
+/// then lower account id, then lower account index.
 ///
-/// Invariant: within one ranking `seq` is unique, so no two entries compare equal; equality
-/// and order are both over `(score, id, seq)` (`account` follows from `seq`).
+/// Invariant: within one ranking an account appears once, so no two entries compare equal.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     score: I80F48,
     /// The account's id (the first tie-break).
     id: u64,
-    /// Place among the ranking's candidates, in holder-list order (the last tie-break).
-    seq: u32,
-    /// Account index.
+    /// Account index (the last tie-break).
     account: u32,
 }
 
@@ -62,7 +54,7 @@ impl Ord for Entry {
         self.score
             .cmp(&other.score)
             .then(other.id.cmp(&self.id))
-            .then(other.seq.cmp(&self.seq))
+            .then(other.account.cmp(&self.account))
     }
 }
 
@@ -80,79 +72,116 @@ impl PartialEq for Entry {
 
 impl Eq for Entry {}
 
-/// Positions ranked for ADL on one side of an instrument: `(score, account index)`, best first,
-/// popped from a heap only as far as they are read.
+/// A candidate not scored yet: an upper bound on its score.
+#[derive(Debug, Clone, Copy)]
+struct Bounded {
+    bound: f64,
+    account: u32,
+}
+
+impl Ord for Bounded {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bound
+            .total_cmp(&other.bound)
+            .then(other.account.cmp(&self.account))
+    }
+}
+
+impl PartialOrd for Bounded {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Bounded {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Bounded {}
+
+/// Whether exact score `score` is above every exact score that `bound` bounds: `bound` widened
+/// by a relative and absolute 2^-40 covers the rounding of `score` to `f64` (at most a relative
+/// 2^-53).
+fn beats(score: I80F48, bound: f64) -> bool {
+    const WIDEN: f64 = 1.0 / (1u64 << 40) as f64;
+    score.to_num::<f64>() > bound + bound.abs() * WIDEN + WIDEN
+}
+
+/// Positions ranked for ADL on one side of an instrument, read in rank order: the entries read
+/// so far, the candidates scored exactly and not yet read, and the candidates only bounded.
 ///
-/// Invariant: every entry of `ranked` ranks before every entry of `rest`, and `ranked` is in
-/// rank order; so `ranked` followed by `rest` popped to the end is the full ranking.
+/// Invariant: `ranked` is in rank order and every entry of it ranks before every candidate
+/// left (scored or not); every candidate only bounded scores at most its bound.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdlRanking {
-    /// The entries popped so far, in rank order.
+    instrument: u32,
+    sign: i8,
+    mark: Price,
+    /// The entries read so far, in rank order.
     ranked: Vec<(I80F48, u32)>,
-    /// The entries not read yet.
-    rest: BinaryHeap<Entry>,
+    exact: BinaryHeap<Entry>,
+    bounds: BinaryHeap<Bounded>,
+    /// Candidates bounded, and scored exactly so far.
+    bounded: u32,
+    scored: u32,
 }
 
 impl AdlRanking {
-    /// A ranking already in rank order (as a snapshot stores it).
-    pub(crate) fn from_ranked(ranked: Vec<(I80F48, u32)>) -> AdlRanking {
-        AdlRanking {
-            ranked,
-            rest: BinaryHeap::new(),
-        }
-    }
-
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.ranked.len() + self.rest.len()
-    }
-
-    /// The `k`-th entry (0 is the first), popping the heap as far as needed.
-    pub(crate) fn get(&mut self, k: usize) -> Option<(I80F48, u32)> {
+    /// The `k`-th entry (0 is the first), scoring candidates as far as needed. `engine` must be
+    /// in the state the ranking was built in, as far as the candidates not read yet go.
+    pub(crate) fn get(&mut self, engine: &RiskEngine, k: usize) -> Option<(I80F48, u32)> {
         while self.ranked.len() <= k {
-            let e = self.rest.pop()?;
-            debug_assert!(self.rest.peek().is_none_or(|next| *next < e));
+            while let Some(&b) = self.bounds.peek() {
+                if self
+                    .exact
+                    .peek()
+                    .is_some_and(|top| beats(top.score, b.bound))
+                {
+                    break;
+                }
+                self.bounds.pop();
+                self.scored += 1;
+                if let Some(e) = engine.adl_entry(b.account, self.instrument, self.sign, self.mark)
+                {
+                    self.exact.push(e);
+                }
+            }
+            let e = self.exact.pop()?;
             self.ranked.push((e.score, e.account));
         }
         self.ranked.get(k).copied()
     }
 
-    /// Every entry in rank order (snapshots and quantiles; sorts what was not popped yet).
-    pub(crate) fn in_order(&self) -> Vec<(I80F48, u32)> {
-        let mut out = Vec::with_capacity(self.len());
-        out.extend_from_slice(&self.ranked);
-        let mut rest = self.rest.clone().into_vec();
-        rest.sort_unstable_by(|x, y| y.cmp(x));
-        out.extend(rest.iter().map(|e| (e.score, e.account)));
-        out
+    /// Every entry in rank order (quantiles; scores every candidate left).
+    pub(crate) fn in_order(&mut self, engine: &RiskEngine) -> &[(I80F48, u32)] {
+        let mut k = self.ranked.len();
+        while self.get(engine, k).is_some() {
+            k += 1;
+        }
+        &self.ranked
     }
 
-    /// Empties it, keeping its buffers.
-    fn clear(&mut self) -> Vec<Entry> {
+    /// Candidates bounded and scored exactly so far.
+    pub(crate) fn work(&self) -> (u32, u32) {
+        (self.bounded, self.scored)
+    }
+
+    /// Empties it for a ranking of `instrument`'s side `sign` at `mark`, keeping its buffers;
+    /// gives back the bounds' buffer, empty.
+    fn reset(&mut self, instrument: u32, sign: i8, mark: Price) -> Vec<Bounded> {
+        self.instrument = instrument;
+        self.sign = sign;
+        self.mark = mark;
         self.ranked.clear();
-        let mut rest = std::mem::take(&mut self.rest).into_vec();
-        rest.clear();
-        rest
+        self.exact.clear();
+        self.bounded = 0;
+        self.scored = 0;
+        let mut bounds = std::mem::take(&mut self.bounds).into_vec();
+        bounds.clear();
+        bounds
     }
-}
-
-/// An account met in a holder list, and the unit it was met through (as read then).
-///
-/// The unit's state tells whether the position is being liquidated without looking its unit
-/// up again when the unit is the position's own: unit `a` for a cross position of account `a`
-/// (unit `a` is always account `a`'s cross unit), or an isolated unit of the same account and
-/// instrument that is not flat. An isolated unit is created open, mapped by (account,
-/// instrument); closing its position unmaps it and makes it flat, and nothing makes a flat
-/// unit anything else unless it holds a position (`RiskEngine::unit_has_positions`, which
-/// requires the mapping): so an isolated unit that is not flat is the one mapped for its
-/// account and instrument.
-#[derive(Debug, Clone, Copy)]
-struct Met {
-    account: u32,
-    unit: u32,
-    /// The unit's instrument ([`super::units::CROSS`] for a cross unit).
-    instrument: u32,
-    state: UnitState,
 }
 
 /// Scratch of the ADL rankings, reused so that building one allocates nothing once warm.
@@ -160,21 +189,21 @@ struct Met {
 /// Invariant: between two rankings every bit of `seen` is clear.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdlScratch {
-    /// One bit per account index: already met in the holder list being ranked.
+    /// One bit per account index: already met in the list being ranked.
     seen: Vec<u64>,
-    /// Accounts of the holder list, each once, in holder-list order.
-    met: Vec<Met>,
+    /// Raw marks by instrument as `f64` (0 = none).
+    marks: Vec<f64>,
 }
 
 impl AdlScratch {
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.seen.capacity() * 8 + self.met.capacity() * std::mem::size_of::<Met>()
+        self.seen.capacity() * 8 + self.marks.capacity() * 8
     }
 }
 
-/// How many holders ahead of the one being ranked the prefetches reach.
-const AHEAD: usize = 8;
+/// How many list entries ahead of the one being bounded the prefetches reach.
+const AHEAD: usize = 16;
 
 /// Asks the processor to start loading the cache line holding `p` into its caches: a hint with
 /// no effect on what the program computes.
@@ -217,25 +246,16 @@ impl RiskEngine {
         if qty <= 0 {
             return 0;
         }
-        // A ranking is reused within one input and for `adl_refresh_ns` of engine time
-        // (quantities are read afresh below, so closed or flipped positions are skipped).
-        let now = self.now_ns;
-        let refresh = self.config.liquidation.adl_refresh_ns;
-        let (at, mut ranked) = match self.adl_cache.remove(&(instrument, -side)) {
-            Some((at, q, ranked)) if q == seq || now.saturating_sub(at) < refresh => (at, ranked),
-            stale => {
-                let mut scratch = std::mem::take(&mut self.adl_scratch);
-                let reuse = stale.map(|(_, _, r)| r).unwrap_or_default();
-                let ranked = self.adl_ranking(instrument, -side, &mut scratch, reuse);
-                self.adl_scratch = scratch;
-                (now, ranked)
-            }
-        };
+        // Ranked afresh for every event (see the module docs), in the spare ranking's buffers.
+        let mut scratch = std::mem::take(&mut self.adl_scratch);
+        let spare = std::mem::take(&mut self.adl_spare);
+        let mut ranked = self.adl_ranking(instrument, -side, &mut scratch, spare);
+        self.adl_scratch = scratch;
         let bankrupt_id = self.acct(account).id();
         let mut left = qty;
         let mut k = 0;
         while left > 0 {
-            let Some((_, counterparty)) = ranked.get(k) else {
+            let Some((_, counterparty)) = ranked.get(self, k) else {
                 break;
             };
             k += 1;
@@ -258,9 +278,10 @@ impl RiskEngine {
                 mode: MarginMode::Cross,
             };
             let c_mode = self.accounts[counterparty as usize].positions()[i].mode();
-            match self.accounts[counterparty as usize]
-                .apply_fill(&self.table, close(-cq.signum() * x))
-            {
+            let table = &self.table;
+            match self.accounts.update(counterparty, |c| {
+                c.apply_fill(table, close(-cq.signum() * x))
+            }) {
                 Ok(outcome) if outcome.isolated_shortfall.is_positive() => {
                     // A losing isolated counterparty closed beyond its margin: the fund's.
                     self.fund.cover(outcome.isolated_shortfall);
@@ -314,13 +335,17 @@ impl RiskEngine {
         if left > 0 {
             self.counters.adl_shortfall += 1;
         }
-        self.adl_cache
-            .insert((instrument, -side), (at, seq, ranked));
+        let (bounded, scored) = ranked.work();
+        self.adl_work.rankings += 1;
+        self.adl_work.bounded += u64::from(bounded);
+        self.adl_work.scored += u64::from(scored);
+        self.adl_spare = ranked;
         qty - left
     }
 
     /// The ADL ranking of the positions on `instrument` whose quantity has sign `sign` (see the
-    /// module docs), built in `reuse`'s buffers with `scratch`.
+    /// module docs), built in `reuse`'s buffers with `scratch`: every candidate bounded, none
+    /// scored yet.
     pub(crate) fn adl_ranking(
         &self,
         instrument: u32,
@@ -328,102 +353,73 @@ impl RiskEngine {
         scratch: &mut AdlScratch,
         mut reuse: AdlRanking,
     ) -> AdlRanking {
-        let mut entries = reuse.clear();
         let id = InstrumentId(instrument);
-        let Some(mark) = self.marks.get(id) else {
-            reuse.rest = BinaryHeap::from(entries);
+        let mark = self.marks.get(id).unwrap_or(Price(0));
+        let mut bounds = reuse.reset(instrument, sign, mark);
+        if mark.0 <= 0 {
+            reuse.bounds = BinaryHeap::from(bounds);
             return reuse;
-        };
-        self.adl_candidates(instrument, scratch);
-        // The accounts and their positions are prefetched ahead, so that their cache misses
-        // overlap each other and the scoring of the holders before them.
-        let met = &scratch.met;
-        for (k, m) in met.iter().enumerate() {
-            if let Some(ahead) = met.get(k + 2 * AHEAD) {
-                prefetch(self.accounts.as_ptr().wrapping_add(ahead.account as usize));
-            }
-            if let Some(ahead) = met.get(k + AHEAD) {
-                let p = self.accounts[ahead.account as usize].positions().as_ptr();
-                prefetch(p);
-                prefetch(p.wrapping_add(1));
-                prefetch(p.wrapping_add(2));
-            }
-            let a = m.account;
-            let account = &self.accounts[a as usize];
-            let Some(i) = account.position_index(id) else {
-                continue;
-            };
-            let p = &account.positions()[i];
-            if p.side() != sign {
-                continue;
-            }
-            // A position being liquidated is not a counterparty. The unit the account was met
-            // through is usually the position's own: its state, read with it, decides.
-            let liquidating = match p.mode() {
-                // The cross unit of account `a` is unit `a`.
-                MarginMode::Cross if m.unit == a => m.state == UnitState::Liquidating,
-                // An isolated unit not flat is open, so it is the position's unit (see `Met`).
-                MarginMode::Isolated
-                    if m.instrument == instrument && m.state != UnitState::Flat =>
-                {
-                    debug_assert_eq!(self.units.isolated(a, instrument), Some(m.unit));
-                    m.state == UnitState::Liquidating
-                }
-                _ => self.liquidating(a, instrument),
-            };
-            if !liquidating {
-                entries.push(Entry {
-                    score: self.adl_score(a, i, mark).unwrap_or(I80F48::MIN),
-                    id: account.id(),
-                    seq: k as u32,
-                    account: a,
-                });
-            }
         }
-        reuse.rest = BinaryHeap::from(entries);
-        reuse
-    }
-
-    /// Fills `scratch.met` with the accounts of `instrument`'s holder list, each once, in the
-    /// order they first appear, with the unit they were first met through; leaves
-    /// `scratch.seen` clear.
-    fn adl_candidates(&self, instrument: u32, scratch: &mut AdlScratch) {
+        let count = self.table.len();
+        scratch.marks.clear();
+        scratch.marks.extend((0..count).map(|i| {
+            self.marks
+                .get(InstrumentId(i as u32))
+                .map_or(0.0, |m| m.0 as f64)
+        }));
         let words = self.accounts.len().div_ceil(64);
         if scratch.seen.len() < words {
             scratch.seen.resize(words, 0);
         }
-        scratch.met.clear();
-        let holders = self
-            .holders
-            .get(instrument as usize)
-            .map_or(&[][..], Vec::as_slice);
-        for (k, &unit) in holders.iter().enumerate() {
-            if let Some(&ahead) = holders.get(k + 2 * AHEAD) {
-                prefetch(self.units.units.as_ptr().wrapping_add(ahead as usize));
+        let rows = self.accounts.rows();
+        let list = rows.list(instrument, sign);
+        let mark_f = mark.0 as f64;
+        for (k, &a) in list.iter().enumerate() {
+            if let Some(&ahead) = list.get(k + AHEAD) {
+                let row = rows.row_ptr(ahead);
+                prefetch(row);
+                prefetch(row.cast::<u8>().wrapping_add(64));
             }
-            let Some(u) = self.units.get(unit) else {
-                continue;
-            };
-            let a = u.account;
             let (word, bit) = (a as usize / 64, 1u64 << (a % 64));
-            // Units belong to loaded accounts, so the bit exists.
+            // Listed accounts are loaded accounts, so the bit exists.
             let Some(w) = scratch.seen.get_mut(word) else {
                 continue;
             };
-            if *w & bit == 0 {
-                *w |= bit;
-                scratch.met.push(Met {
-                    account: a,
-                    unit,
-                    instrument: u.instrument,
-                    state: u.state,
-                });
+            if *w & bit != 0 {
+                continue;
+            }
+            *w |= bit;
+            if let Some(bound) =
+                self.accounts
+                    .adl_bound(a, instrument, sign, mark_f, &scratch.marks)
+            {
+                bounds.push(Bounded { bound, account: a });
             }
         }
-        for m in &scratch.met {
-            scratch.seen[m.account as usize / 64] = 0;
+        for &a in list {
+            if let Some(w) = scratch.seen.get_mut(a as usize / 64) {
+                *w = 0;
+            }
         }
         debug_assert!(scratch.seen.iter().all(|&w| w == 0));
+        reuse.bounded = bounds.len() as u32;
+        reuse.bounds = BinaryHeap::from(bounds);
+        reuse
+    }
+
+    /// Account `a` as an entry of the ranking of `instrument`'s side `sign` at `mark`: `None`
+    /// when it holds no such position or the position is being liquidated.
+    fn adl_entry(&self, a: u32, instrument: u32, sign: i8, mark: Price) -> Option<Entry> {
+        let account = self.accounts.get(a as usize)?;
+        let i = account.position_index(InstrumentId(instrument))?;
+        if account.positions()[i].side() != sign || self.liquidating(a, instrument) {
+            return None;
+        }
+        Some(Entry {
+            score: self.adl_score(a, i, mark).unwrap_or(I80F48::MIN),
+            id: account.id(),
+            account: a,
+        })
     }
 
     /// Whether `account`'s position on `instrument` belongs to a unit being liquidated.
@@ -448,10 +444,15 @@ impl RiskEngine {
         let mut scratch = std::mem::take(&mut self.adl_scratch);
         let mut ranked = self.adl_ranking(instrument, sign, &mut scratch, AdlRanking::default());
         self.adl_scratch = scratch;
-        (0..k)
-            .map_while(|n| ranked.get(n))
+        let queue = (0..k)
+            .map_while(|n| ranked.get(self, n))
             .map(|(_, a)| self.accounts[a as usize].id())
-            .collect()
+            .collect();
+        let (bounded, scored) = ranked.work();
+        self.adl_work.rankings += 1;
+        self.adl_work.bounded += u64::from(bounded);
+        self.adl_work.scored += u64::from(scored);
+        queue
     }
 
     /// The ADL rank quantile of `account`'s position on `instrument`, 1 to 5 like an exchange's
@@ -461,14 +462,13 @@ impl RiskEngine {
     pub fn adl_quantile(&self, account: u32, instrument: u32) -> Option<u8> {
         let a = self.accounts.get(account as usize)?;
         let i = a.position_index(InstrumentId(instrument))?;
-        let ranked = self
-            .adl_ranking(
-                instrument,
-                a.positions()[i].side(),
-                &mut AdlScratch::default(),
-                AdlRanking::default(),
-            )
-            .in_order();
+        let mut ranking = self.adl_ranking(
+            instrument,
+            a.positions()[i].side(),
+            &mut AdlScratch::default(),
+            AdlRanking::default(),
+        );
+        let ranked = ranking.in_order(self);
         let n = ranked.len();
         let r = ranked.iter().position(|&(_, x)| x == account)?;
         Some(5 - (5 * r / n) as u8)
@@ -581,32 +581,59 @@ mod tests {
     }
 
     #[test]
-    fn a_heap_pops_in_the_order_of_a_full_sort_ties_included() {
+    fn entries_pop_in_the_order_of_a_full_sort_ties_included() {
         let mut rng = StdRng::seed_from_u64(5);
         for _ in 0..500 {
             let n = rng.random_range(0..300u32);
+            // Distinct account indices, scores and ids drawn from few values so that they tie.
             let entries: Vec<Entry> = (0..n)
-                .map(|seq| Entry {
+                .map(|account| Entry {
                     score: I80F48::from_num(rng.random_range(-3..3)),
                     id: rng.random_range(0..20),
-                    seq,
-                    account: rng.random_range(0..1000),
+                    account,
                 })
                 .collect();
             let mut sorted = entries.clone();
-            // Descending score, then ascending id, stable (the holder-list order).
-            sorted.sort_by(|x, y| y.score.cmp(&x.score).then(x.id.cmp(&y.id)));
-            let want: Vec<(I80F48, u32)> = sorted.iter().map(|e| (e.score, e.account)).collect();
-            let mut r = AdlRanking {
-                ranked: Vec::new(),
-                rest: BinaryHeap::from(entries),
-            };
-            let read = rng.random_range(0..=want.len());
-            for (k, w) in want.iter().enumerate().take(read) {
-                assert_eq!(r.get(k), Some(*w));
+            sorted.sort_by(|x, y| {
+                y.score
+                    .cmp(&x.score)
+                    .then(x.id.cmp(&y.id))
+                    .then(x.account.cmp(&y.account))
+            });
+            let mut heap = BinaryHeap::from(entries);
+            for want in &sorted {
+                let got = heap.pop().map(|e| (e.score, e.id, e.account));
+                assert_eq!(got, Some((want.score, want.id, want.account)));
             }
-            assert_eq!(r.in_order(), want);
-            assert_eq!(r.len(), want.len());
+            assert!(heap.is_empty());
         }
+    }
+
+    #[test]
+    fn a_score_beats_a_bound_only_when_above_it() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..1_000_000 {
+            let score = I80F48::from_bits(bits(&mut rng) >> rng.random_range(0..100));
+            let exact: f64 = score.to_num();
+            // Bounds at, just under and just over the score, and anywhere.
+            let bound = match rng.random_range(0..4) {
+                0 => exact,
+                1 => exact.next_down(),
+                2 => exact.next_up(),
+                _ => {
+                    f64::from_bits(rng.random::<u64>() >> 2)
+                        * if rng.random_bool(0.5) { 1.0 } else { -1.0 }
+                }
+            };
+            if beats(score, bound) {
+                // Exactly: `bits·2^-48 > bound` ⇔ `bits > ⌊bound·2^48⌋` for whole `bits` (the
+                // scaling by a power of two is exact; the conversion saturates far outside).
+                let floor = (bound * (1u64 << 48) as f64).floor() as i128;
+                assert!(score.to_bits() > floor, "{score} vs {bound}");
+            }
+        }
+        assert!(!beats(I80F48::MAX, f64::INFINITY));
+        assert!(beats(I80F48::ZERO, -1e-6));
+        assert!(!beats(I80F48::ZERO, 0.0));
     }
 }

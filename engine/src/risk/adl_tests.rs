@@ -97,11 +97,13 @@ fn full_sort(e: &RiskEngine, instrument: u32, sign: i8) -> Vec<(I80F48, u32)> {
         ranked.push((first_score(e, a, i, mark).unwrap_or(I80F48::MIN), a));
     }
     ranked.sort_by(|x, y| {
-        y.0.cmp(&x.0).then(
-            e.accounts[x.1 as usize]
-                .id()
-                .cmp(&e.accounts[y.1 as usize].id()),
-        )
+        y.0.cmp(&x.0)
+            .then(
+                e.accounts[x.1 as usize]
+                    .id()
+                    .cmp(&e.accounts[y.1 as usize].id()),
+            )
+            .then(x.1.cmp(&y.1))
     });
     ranked
 }
@@ -183,10 +185,18 @@ struct Seen {
     adl: u64,
     /// Positions left out of the rankings as being liquidated: cross, isolated.
     liquidating: [u64; 2],
+    /// Positions bounded: finitely, and by `+∞`.
+    bounds: [u64; 2],
+    /// Candidates bounded and scored exactly by the rankings read whole.
+    bounded: u64,
+    scored: u64,
+    /// The same, by the rankings read only as far as their first 3 entries.
+    bounded_top: u64,
+    scored_top: u64,
 }
 
-/// Checks every ranking of `e` against the oracle, reading it entry by entry; `used` is a
-/// ranking built earlier whose buffers the rebuild reuses.
+/// Checks every ranking of `e` against the oracle, reading it entry by entry, and every bound
+/// against its exact score; `used` is a ranking built earlier whose buffers the rebuild reuses.
 fn check_rankings(
     e: &RiskEngine,
     rng: &mut StdRng,
@@ -195,38 +205,51 @@ fn check_rankings(
     seen: &mut Seen,
     context: &str,
 ) {
+    e.accounts.check_rows();
     for instrument in 0..3u32 {
         for sign in [1i8, -1] {
             let want = full_sort(e, instrument, sign);
             let mut got = e.adl_ranking(instrument, sign, scratch, AdlRanking::default());
-            assert_eq!(got.len(), want.len(), "{context}: {instrument}/{sign}");
-            assert_eq!(got.in_order(), want, "{context}: {instrument}/{sign}");
             // Entry by entry, as `adl_now` reads them, every prefix.
             for (k, w) in want.iter().enumerate() {
                 assert_eq!(
-                    got.get(k),
+                    got.get(e, k),
                     Some(*w),
                     "{context}: {instrument}/{sign} entry {k}"
                 );
             }
-            assert_eq!(got.get(want.len()), None);
+            assert_eq!(got.get(e, want.len()), None);
+            assert_eq!(got.in_order(e), want, "{context}: {instrument}/{sign}");
+            let (bounded, scored) = got.work();
+            seen.bounded += u64::from(bounded);
+            seen.scored += u64::from(scored);
             // A rebuild into a partly read ranking's buffers gives the same, read partly, then
             // listed whole.
             let reused = std::mem::take(used);
             let mut again = e.adl_ranking(instrument, sign, scratch, reused);
             let read = rng.random_range(0..=want.len());
             for (k, w) in want.iter().enumerate().take(read) {
-                assert_eq!(again.get(k), Some(*w), "{context}: rebuilt entry {k}");
+                assert_eq!(again.get(e, k), Some(*w), "{context}: rebuilt entry {k}");
             }
-            assert_eq!(again.in_order(), want, "{context}: rebuilt, {read} read");
+            assert_eq!(again.in_order(e), want, "{context}: rebuilt, {read} read");
             *used = again;
+            // Read as far as ADL usually reads.
+            let mut top = e.adl_ranking(instrument, sign, scratch, AdlRanking::default());
+            for k in 0..3 {
+                assert_eq!(top.get(e, k), want.get(k).copied(), "{context}: top {k}");
+            }
+            let (bounded, scored) = top.work();
+            seen.bounded_top += u64::from(bounded);
+            seen.scored_top += u64::from(scored);
             seen.rankings += 1;
             seen.entries += want.len() as u64;
             seen.ties += want.windows(2).filter(|w| w[0].0 == w[1].0).count() as u64;
         }
     }
-    // Every score, to the bit.
-    for (a, account) in e.accounts.iter().enumerate() {
+    let raw: Vec<f64> = (0..3u32)
+        .map(|i| e.marks.get(InstrumentId(i)).map_or(0.0, |m| m.0 as f64))
+        .collect();
+    for (a, account) in e.accounts.as_slice().iter().enumerate() {
         for (i, p) in account.positions().iter().enumerate() {
             if first_liquidating(e, a as u32, p.instrument().0) {
                 seen.liquidating[usize::from(p.mode() == MarginMode::Isolated)] += 1;
@@ -234,13 +257,31 @@ fn check_rankings(
             let Some(mark) = e.marks.get(p.instrument()) else {
                 continue;
             };
+            // Every score, to the bit.
+            let score = e.adl_score(a as u32, i, mark);
             assert_eq!(
-                e.adl_score(a as u32, i, mark),
+                score,
                 first_score(e, a as u32, i, mark),
                 "{context}: score of account {a} position {i}"
             );
+            // Every bound at least its score.
+            let bound = e
+                .accounts
+                .adl_bound(a as u32, p.instrument().0, p.side(), mark.0 as f64, &raw)
+                .expect("a held position is a candidate");
+            let score = score.unwrap_or(I80F48::MIN);
+            assert!(
+                at_most(score, bound),
+                "{context}: account {a} position {i}: score {score} above its bound {bound}"
+            );
+            seen.bounds[usize::from(bound.is_infinite())] += 1;
         }
     }
+}
+
+/// Whether `score ≤ bound`, exactly: `bits·2^-48 ≤ b` ⇔ `bits ≤ ⌊b·2^48⌋` for whole `bits`.
+fn at_most(score: I80F48, bound: f64) -> bool {
+    bound == f64::INFINITY || score.to_bits() <= (bound * (1u64 << 48) as f64).floor() as i128
 }
 
 /// One random run of `events` inputs; checks after every input.
@@ -248,7 +289,6 @@ fn run(seed: u64, events: usize, seen: &mut Seen) {
     let mut rng = StdRng::seed_from_u64(seed);
     let accounts = random_accounts(&mut rng);
     let mut config = RiskConfig::default();
-    config.liquidation.adl_refresh_ns = [0, 1_000_000_000, 20_000_000_000][rng.random_range(0..3)];
     config.liquidation.fill_deadline_ns = rng.random_range(1..4) * 1_000_000_000;
     let mut e = RiskEngine::new(test_table(), marks(), accounts.clone(), config, Scan::Index);
     let mut scratch = AdlScratch::default();
@@ -341,18 +381,160 @@ fn lazy_rankings_read_like_the_full_sort_in_random_books() {
             && seen.liquidating.iter().all(|&n| n > 1_000),
         "{seen:?}"
     );
+    // Nearly every bound is finite, and a ranking read to its third entry scores under a third
+    // of its candidates.
+    assert!(seen.bounds[0] > 50 * seen.bounds[1], "{seen:?}");
+    assert!(seen.scored_top * 3 < seen.bounded_top, "{seen:?}");
+    assert_eq!(
+        seen.scored, seen.bounded,
+        "a ranking read whole scores every candidate"
+    );
+}
+
+/// Instruments with decimals far apart, so that the bound's conversions meet every scale.
+fn edge_table() -> InstrumentTable {
+    let mut table = InstrumentTable::new();
+    for (k, (price_decimals, qty_decimals)) in
+        [(2, 3), (8, 0), (0, 8), (6, 6)].into_iter().enumerate()
+    {
+        let inst = Instrument::new(crate::margin::InstrumentSpec {
+            symbol: format!("EDGE{k}"),
+            kind: crate::margin::InstrumentKind::Perpetual,
+            price_decimals,
+            qty_decimals,
+            tick: Price(1),
+            min_qty: Qty(1),
+            liquidation_fee: crate::num::Rate(5_000_000),
+            tiers: vec![crate::margin::TierSpec {
+                min_notional: None,
+                max_notional: i128::from(i64::MAX),
+                mmr: crate::num::Rate(5_000_000),
+                imr: crate::num::Rate(10_000_000),
+                amount: None,
+            }],
+        })
+        .expect("valid edge instrument");
+        table.push(inst);
+    }
+    table
+}
+
+/// The amount nearest `x` (zero when out of range).
+fn money_f64(x: f64) -> Money {
+    I80F48::checked_from_num(x).map_or(Money::ZERO, |f| Money::from_bits(f.to_bits()))
+}
+
+/// A raw amount spread over many magnitudes: `1` to about `10^max`.
+fn spread(rng: &mut StdRng, max: u32) -> i64 {
+    let digits = rng.random_range(0..=max);
+    rng.random_range(1..=10i64.pow(digits))
 }
 
 #[test]
-fn a_snapshot_ranking_reads_as_stored() {
-    let want = vec![
-        (I80F48::from_num(3), 7u32),
-        (I80F48::from_num(1), 2),
-        (I80F48::MIN, 5),
-    ];
-    let mut r = AdlRanking::from_ranked(want.clone());
-    assert_eq!(r.len(), 3);
-    assert_eq!(r.in_order(), want);
-    assert_eq!(r.get(1), Some(want[1]));
-    assert_eq!(r.get(3), None);
+fn bounds_hold_at_the_edges() {
+    let table = edge_table();
+    let mut rng = StdRng::seed_from_u64(11);
+    let (mut finite, mut infinite, mut near_zero) = (0u64, 0u64, 0u64);
+    for round in 0..300 {
+        let mut marks = MarkPrices::new(4);
+        let raw: Vec<i64> = (0..4).map(|_| spread(&mut rng, 11)).collect();
+        for (i, &m) in raw.iter().enumerate() {
+            marks.set(InstrumentId(i as u32), Price(m));
+        }
+        let mut accounts = Vec::new();
+        for k in 0..40u64 {
+            let mut a = Account::new(k, Money::ZERO);
+            // Up to 5 positions: rows hold 3, the rest overflow.
+            let mut upnl = 0.0f64;
+            for instrument in 0..rng.random_range(1..=4u32) {
+                let inst = table
+                    .get(InstrumentId(instrument))
+                    .expect("edge instrument");
+                let mark = raw[instrument as usize];
+                let lots = spread(&mut rng, 9);
+                let qty = if rng.random_bool(0.5) { lots } else { -lots };
+                let entry = match rng.random_range(0..4) {
+                    0 => mark,
+                    1 => (mark + rng.random_range(-3..=3)).max(1),
+                    2 => spread(&mut rng, 11),
+                    _ => (mark as f64 * rng.random_range(0.5..1.5)) as i64 + 1,
+                };
+                let nd = inst.notional_decimals() as i32;
+                let position_upnl =
+                    (qty as f64 * mark as f64 - qty as f64 * entry as f64) / 10f64.powi(nd);
+                let isolated = rng.random_bool(0.3);
+                // Isolated margin around what makes the position's equity nearly zero.
+                let margin = if isolated {
+                    let target =
+                        -position_upnl * rng.random_range(0.9..1.1) + rng.random_range(0.0..1e-6);
+                    money_f64(target.max(0.0))
+                } else {
+                    upnl += position_upnl;
+                    Money::ZERO
+                };
+                let mode = if isolated {
+                    MarginMode::Isolated
+                } else {
+                    MarginMode::Cross
+                };
+                let Ok(p) = Position::open(
+                    InstrumentId(instrument),
+                    Qty(qty),
+                    Price(entry),
+                    mode,
+                    margin,
+                ) else {
+                    continue;
+                };
+                let _ = a.push_position(p);
+            }
+            // A wallet that puts the cross equity near zero, one 2^-48 either side, or anywhere.
+            let wallet = match rng.random_range(0..4) {
+                0 => -upnl,
+                1 => -upnl + rng.random_range(-1e-9..1e-9),
+                2 => -upnl * rng.random_range(0.0..3.0),
+                _ => rng.random_range(-1e6..1e9),
+            };
+            let wallet = money_f64(wallet);
+            let _ = a.change_wallet(wallet);
+            accounts.push(a);
+        }
+        let e = RiskEngine::new(
+            table.clone(),
+            marks.clone(),
+            accounts,
+            RiskConfig::default(),
+            Scan::Index,
+        );
+        e.accounts.check_rows();
+        let raw_f: Vec<f64> = raw.iter().map(|&m| m as f64).collect();
+        for (a, account) in e.accounts.as_slice().iter().enumerate() {
+            for (i, p) in account.positions().iter().enumerate() {
+                let mark = marks.get(p.instrument()).expect("every mark set");
+                let score = e.adl_score(a as u32, i, mark).unwrap_or(I80F48::MIN);
+                let bound = e
+                    .accounts
+                    .adl_bound(a as u32, p.instrument().0, p.side(), mark.0 as f64, &raw_f)
+                    .expect("a held position is a candidate");
+                assert!(
+                    at_most(score, bound),
+                    "round {round} account {a} position {i}: score {score} above its bound {bound}"
+                );
+                if bound.is_finite() {
+                    finite += 1;
+                    if score.abs() > I80F48::from_num(1000) {
+                        near_zero += 1;
+                    }
+                } else {
+                    infinite += 1;
+                }
+            }
+        }
+    }
+    // Both kinds of bound, and finite bounds on positions so leveraged (equity so near zero)
+    // that their scores exceed 1,000.
+    assert!(
+        finite > 5_000 && infinite > 1_000 && near_zero > 100,
+        "{finite} {infinite} {near_zero}"
+    );
 }

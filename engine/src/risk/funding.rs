@@ -66,10 +66,13 @@ impl RiskEngine {
             if pay == Money::ZERO {
                 continue;
             }
-            let account = &mut self.accounts[a as usize];
             match p.mode() {
                 MarginMode::Cross => {
-                    if account.change_wallet(pay).is_err() {
+                    if self
+                        .accounts
+                        .update(a, |account| account.change_wallet(pay))
+                        .is_err()
+                    {
                         self.counters.fills_refused += 1;
                         continue;
                     }
@@ -79,10 +82,16 @@ impl RiskEngine {
                     // cannot pay in full pays what it has, the fund the rest.
                     let floor = p.isolated_margin().checked_neg().unwrap_or(Money::ZERO);
                     let booked = pay.max(floor);
-                    if account.change_wallet(booked).is_err()
-                        || account.transfer_isolated_margin(id, booked).is_err()
-                    {
-                        let _ = account.change_wallet(booked.checked_neg().unwrap_or(Money::ZERO));
+                    let refused = self.accounts.update(a, |account| {
+                        let refused = account.change_wallet(booked).is_err()
+                            || account.transfer_isolated_margin(id, booked).is_err();
+                        if refused {
+                            let _ =
+                                account.change_wallet(booked.checked_neg().unwrap_or(Money::ZERO));
+                        }
+                        refused
+                    });
+                    if refused {
                         self.counters.fills_refused += 1;
                         continue;
                     }

@@ -84,10 +84,6 @@ pub struct LiquidationConfig {
     pub child_timeout_ns: u64,
     /// A job without progress for this long is auto-deleveraged. Default 5 s.
     pub fill_deadline_ns: u64,
-    /// How long an ADL ranking of an instrument's side is reused (engine time), as exchanges
-    /// refresh their ADL queues periodically; 0 ranks afresh for every input. Quantities are
-    /// read afresh at every close whatever the ranking's age. Default 1 s.
-    pub adl_refresh_ns: u64,
     /// Order of reduction of a cross unit's positions.
     pub priority: Priority,
     /// The insurance fund's circuit breaker.
@@ -103,7 +99,6 @@ impl Default for LiquidationConfig {
             max_spread: Rate(10_000_000),
             child_timeout_ns: 1_000_000_000,
             fill_deadline_ns: 5_000_000_000,
-            adl_refresh_ns: 1_000_000_000,
             priority: Priority::CalmDeepFirst,
             breaker: super::breaker::BreakerConfig::default(),
         }
@@ -708,7 +703,8 @@ impl RiskEngine {
         if job.full && mode == MarginMode::Isolated {
             // Closed out: whatever margin the closed isolated position hands back is the fund's.
             if outcome.released_margin.is_positive() {
-                let _ = self.accounts[account as usize].change_wallet(neg(outcome.released_margin));
+                let released = neg(outcome.released_margin);
+                let _ = self.accounts.update(account, |a| a.change_wallet(released));
                 self.fund.add_surplus(outcome.released_margin);
             }
         } else if job.full {
@@ -716,11 +712,12 @@ impl RiskEngine {
             let diff = i128::from(x) * i128::from(price.0 - job.limit_px) * i128::from(-signed);
             if let Some(amount) = Money::from_scaled_floor(diff, nd) {
                 if amount.is_positive() {
-                    let _ = self.accounts[account as usize].change_wallet(neg(amount));
+                    let taken = neg(amount);
+                    let _ = self.accounts.update(account, |a| a.change_wallet(taken));
                     self.fund.add_surplus(amount);
                 } else if amount.is_negative() {
                     let paid = self.fund.cover(neg(amount));
-                    let _ = self.accounts[account as usize].change_wallet(paid);
+                    let _ = self.accounts.update(account, |a| a.change_wallet(paid));
                 }
             }
         }
@@ -807,7 +804,7 @@ impl RiskEngine {
         let wallet = self.accounts[account as usize].wallet();
         if wallet.is_negative() {
             let paid = self.fund.cover(neg(wallet));
-            let _ = self.accounts[account as usize].change_wallet(paid);
+            let _ = self.accounts.update(account, |a| a.change_wallet(paid));
         }
     }
 

@@ -29,6 +29,7 @@
 //! or a hash map's iteration order.
 
 mod adl;
+mod adl_rows;
 pub mod bands;
 pub mod breaker;
 pub mod expiry;
@@ -190,7 +191,8 @@ impl Book {
 pub struct RiskEngine {
     table: InstrumentTable,
     marks: MarkPrices,
-    accounts: Vec<Account>,
+    /// The accounts and their ADL rows; changed only through `Accounts::update`.
+    accounts: adl_rows::Accounts,
     /// Account id → index.
     account_index: HashMap<u64, u32>,
     units: Units,
@@ -228,11 +230,11 @@ pub struct RiskEngine {
     vol: Vec<u64>,
     /// Liquidation jobs, by instrument and by order id.
     jobs: jobs::Jobs,
-    /// ADL rankings by (instrument, side sign): (engine time computed, last input seq used,
-    /// ranking); see `LiquidationConfig::adl_refresh_ns`.
-    adl_cache: HashMap<(u32, i8), (u64, u64, adl::AdlRanking)>,
-    /// Scratch of the ADL rankings (not part of the state).
+    /// Scratch of the ADL rankings, and the buffers of the last (not part of the state).
     adl_scratch: adl::AdlScratch,
+    adl_spare: adl::AdlRanking,
+    /// What the ADL rankings have cost (not part of the state).
+    adl_work: AdlWork,
     /// Buffers reused on the hot path (not part of the state).
     scratch: Scratch,
     /// Engine time of the input being applied (its publish stamp).
@@ -301,6 +303,7 @@ impl RiskEngine {
             .map(|(i, a)| (a.id(), i as u32))
             .collect();
         let base_instruments = table.iter().map(|(_, i)| i.clone()).collect();
+        let accounts = adl_rows::Accounts::new(accounts, &table);
         let mut engine = RiskEngine {
             table,
             marks,
@@ -328,8 +331,9 @@ impl RiskEngine {
             books: vec![Book::default(); instruments],
             vol: vec![0; instruments],
             jobs: jobs::Jobs::new(instruments),
-            adl_cache: HashMap::new(),
             adl_scratch: adl::AdlScratch::default(),
+            adl_spare: adl::AdlRanking::default(),
+            adl_work: AdlWork::default(),
             scratch: Scratch::default(),
             now_ns: 0,
             pending_out: Vec::new(),
@@ -509,7 +513,11 @@ impl RiskEngine {
             mode,
         };
         let had = self.accounts[a as usize].position_index(id).is_some();
-        match self.accounts[a as usize].apply_fill(&self.table, fill) {
+        let table = &self.table;
+        match self
+            .accounts
+            .update(a, |account| account.apply_fill(table, fill))
+        {
             Ok(outcome) => {
                 self.counters.fills += 1;
                 if outcome.isolated_shortfall.is_positive() {
@@ -560,7 +568,11 @@ impl RiskEngine {
             self.counters.fills_refused += 1;
             return;
         };
-        if self.accounts[a as usize].change_wallet(amount).is_err() {
+        if self
+            .accounts
+            .update(a, |account| account.change_wallet(amount))
+            .is_err()
+        {
             self.counters.fills_refused += 1;
             return;
         }
@@ -838,7 +850,7 @@ impl RiskEngine {
         LoadParts {
             table,
             marks: self.marks,
-            accounts: self.accounts,
+            accounts: self.accounts.into_vec(),
             config: self.config,
             scan: self.scan,
             fund: self.fund.initial(),
@@ -882,7 +894,7 @@ impl RiskEngine {
 
     /// The accounts.
     pub fn accounts(&self) -> &[Account] {
-        &self.accounts
+        self.accounts.as_slice()
     }
 
     /// The instrument table.
@@ -898,12 +910,33 @@ impl RiskEngine {
     /// Heap bytes held by the engine's own structures (accounts' position vectors, units, the
     /// index, the holder lists and the ADL rankings' scratch), for the memory report.
     pub fn heap_bytes(&self) -> usize {
-        crate::bulk::heap_bytes(&self.accounts)
+        crate::bulk::heap_bytes(self.accounts.as_slice())
             + self.units.heap_bytes()
             + self.index.heap_bytes()
             + self.holders.iter().map(|h| h.capacity() * 4).sum::<usize>()
             + self.adl_scratch.heap_bytes()
+            + self.accounts.rows_heap_bytes()
     }
+
+    /// What the ADL rankings have cost since the engine was built or restored.
+    pub fn adl_work(&self) -> AdlWork {
+        let mut work = self.adl_work;
+        work.lists_grown = self.accounts.rows().grown();
+        work
+    }
+}
+
+/// What the ADL rankings have cost: counted as they run, not part of the engine's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdlWork {
+    /// Rankings built (one per ADL event, and one per [`RiskEngine::adl_queue`]).
+    pub rankings: u64,
+    /// Candidates bounded from their rows, over all rankings.
+    pub bounded: u64,
+    /// Candidates scored exactly, over all rankings.
+    pub scored: u64,
+    /// Allocations the per-instrument account lists made to grow since loading.
+    pub lists_grown: u64,
 }
 
 /// Buffers the engine reuses so that its hot path allocates nothing once warm. Not part of the

@@ -116,7 +116,6 @@ fn encode_config(c: &RiskConfig, w: &mut Writer) {
     }
     w.u64(l.child_timeout_ns);
     w.u64(l.fill_deadline_ns);
-    w.u64(l.adl_refresh_ns);
     w.u8(match l.priority {
         Priority::CalmDeepFirst => 0,
         Priority::LargestFirst => 1,
@@ -155,7 +154,6 @@ fn decode_config(r: &mut Reader) -> Result<RiskConfig, DecodeError> {
         max_spread: Rate(r.u64()?),
         child_timeout_ns: r.u64()?,
         fill_deadline_ns: r.u64()?,
-        adl_refresh_ns: r.u64()?,
         priority: match r.u8()? {
             0 => Priority::CalmDeepFirst,
             1 => Priority::LargestFirst,

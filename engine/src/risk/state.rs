@@ -4,7 +4,7 @@
 //! and positions, margin units and their states (margin-call latches), the live safe bands,
 //! holder lists, the insurance fund, its breaker and its inventory (taken-over positions and
 //! their jobs), open liquidation jobs (children, ready
-//! queues, timeouts, order ids), ADL rankings in use, funding and expiry state, volatility and
+//! queues, timeouts, order ids), funding and expiry state, volatility and
 //! MMR scales, books, the engine clock and the counters. Maps are written in key order and heaps
 //! as sorted lists, so equal states give equal bytes.
 //!
@@ -13,15 +13,14 @@
 //! runs with those, not the configuration's.
 //!
 //! Not written, because they are rebuilt: the instrument table (from those instruments and the
-//! stored MMR scales), the account-id map, the band index's stale entries and scratch
-//! buffers. [`RiskEngine::restore_state`] applies the bytes to an engine built from the same
+//! stored MMR scales), the account-id map, the band index's stale entries, the accounts' ADL
+//! rows and lists (copies of the accounts) and scratch buffers. [`RiskEngine::restore_state`] applies the bytes to an engine built from the same
 //! configuration and checks every index it reads, so a damaged or foreign state is an error,
 //! never a panic later.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use super::adl::AdlRanking;
 use super::liquidation::{Child, Job};
 use super::takeover::{FUND, FUND_ACCOUNT_ID};
 use super::units::{Unit, UnitState};
@@ -334,21 +333,6 @@ impl RiskEngine {
             w.u32(k);
         }
         w.u64(jobs.len as u64);
-        let mut adl: Vec<_> = self.adl_cache.iter().collect();
-        adl.sort_unstable_by_key(|(k, _)| **k);
-        w.len_of(adl.len());
-        for (&(i, sign), (t, seq, ranking)) in adl {
-            w.u32(i);
-            w.u8(sign as u8);
-            w.u64(*t);
-            w.u64(*seq);
-            let ranking = ranking.in_order();
-            w.len_of(ranking.len());
-            for (score, who) in &ranking {
-                w.i128(score.to_bits());
-                w.u32(*who);
-            }
-        }
         w.u64(self.now_ns);
         w.len_of(self.pending_out.len());
         for o in &self.pending_out {
@@ -583,25 +567,6 @@ impl RiskEngine {
         if jobs_len != slots.iter().filter(|s| s.is_some()).count() {
             return Err(r.invalid("a job count that does not match the jobs"));
         }
-        let mut adl_cache = HashMap::new();
-        let bound = accounts.len().max(units.len());
-        for _ in 0..r.len_of(29)? {
-            let i = r.u32()?;
-            let sign = r.u8()? as i8;
-            let t = r.u64()?;
-            let seq = r.u64()?;
-            let len = r.len_of(20)?;
-            let mut ranking = Vec::with_capacity(len);
-            for _ in 0..len {
-                let score = fixed::types::I80F48::from_bits(r.i128()?);
-                let who = r.u32()?;
-                if who as usize >= bound {
-                    return Err(r.invalid("an ADL ranking entry out of range"));
-                }
-                ranking.push((score, who));
-            }
-            adl_cache.insert((i, sign), (t, seq, AdlRanking::from_ranked(ranking)));
-        }
         let now_ns = r.u64()?;
         let mut pending_out = Vec::new();
         for _ in 0..r.len_of(64)? {
@@ -670,7 +635,7 @@ impl RiskEngine {
             .collect();
         self.table = table;
         self.marks = marks;
-        self.accounts = accounts;
+        self.accounts = super::adl_rows::Accounts::new(accounts, &self.table);
         self.units.units = units;
         self.units.isolated = isolated;
         self.units.free = free;
@@ -691,7 +656,6 @@ impl RiskEngine {
         self.jobs.orders = orders;
         self.jobs.per_unit = per_unit;
         self.jobs.len = jobs_len;
-        self.adl_cache = adl_cache;
         self.now_ns = now_ns;
         self.pending_out = pending_out;
         self.readmit = readmit;

@@ -53,12 +53,13 @@ impl RiskEngine {
         a: u32,
         fill: Fill,
     ) -> Result<crate::margin::FillOutcome, crate::margin::MarginError> {
-        let account = if a == FUND {
-            &mut self.fund_book
+        let table = &self.table;
+        if a == FUND {
+            self.fund_book.apply_fill(table, fill)
         } else {
-            &mut self.accounts[a as usize]
-        };
-        account.apply_fill(&self.table, fill)
+            self.accounts
+                .update(a, |account| account.apply_fill(table, fill))
+        }
     }
 
     /// The positions the insurance fund has taken over and not yet worked out.
@@ -165,8 +166,10 @@ impl RiskEngine {
             self.scratch.fund_book = Some(fund_book);
             return 0;
         }
-        let Ok(outcome) =
-            self.accounts[account as usize].apply_fill(&self.table, close(-signed, mode))
+        let table = &self.table;
+        let Ok(outcome) = self
+            .accounts
+            .update(account, |a| a.apply_fill(table, close(-signed, mode)))
         else {
             self.scratch.fund_book = Some(fund_book);
             return 0;
