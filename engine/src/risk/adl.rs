@@ -18,13 +18,14 @@
 //! Building one reads the instrument's list of accounts on the ranked side
 //! ([`super::adl_rows`]) in order, each account's dense row prefetched a few entries ahead, and
 //! computes from the row an upper bound on the account's score (a few `f64` operations; `+∞`
-//! when none is promised). The bounds go into a binary heap built in O(n). Reading the ranking
+//! when none is promised). The [`BEST`] highest bounds are kept in a heap as they come; the
+//! others wait unordered, every one of them at most the lowest of those. Reading the ranking
 //! ([`AdlRanking::get`]) then scores exactly, in descending bound order, only until the best
-//! exact score beats every bound left, and pops that entry: it is the next in rank order,
-//! since every entry not scored yet scores at most its bound. An ADL event reads a handful of
-//! entries and scores a handful more, whatever the number of holders; only the bounding pass
-//! visits them all, at a few nanoseconds each. `adl_tests` checks every prefix of every
-//! ranking against the full sort of the exact scores.
+//! exact score beats every bound left, and pops that entry: it is the next in rank order, since
+//! every entry not scored yet scores at most its bound. An account listed twice is scored
+//! once. An ADL event reads a handful of entries and scores about as many, whatever the number
+//! of holders; only the bounding pass visits them all, at a few tens of nanoseconds each.
+//! `adl_tests` checks every prefix of every ranking against the full sort of the exact scores.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -109,11 +110,17 @@ fn beats(score: I80F48, bound: f64) -> bool {
     score.to_num::<f64>() > bound + bound.abs() * WIDEN + WIDEN
 }
 
+/// How many candidates of the highest bounds a ranking keeps in a heap as it bounds them; the
+/// others wait unordered, and are ordered only if reading goes past those.
+const BEST: usize = 32;
+
 /// Positions ranked for ADL on one side of an instrument, read in rank order: the entries read
 /// so far, the candidates scored exactly and not yet read, and the candidates only bounded.
 ///
-/// Invariant: `ranked` is in rank order and every entry of it ranks before every candidate
-/// left (scored or not); every candidate only bounded scores at most its bound.
+/// Invariants: `ranked` is in rank order and every entry of it ranks before every candidate
+/// left (scored or not); every candidate only bounded scores at most its bound; every bound in
+/// `rest` is at most every bound in `best`; a bit of `taken` is set for each account of
+/// `taken_list` and no other.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdlRanking {
     instrument: u32,
@@ -122,7 +129,13 @@ pub(crate) struct AdlRanking {
     /// The entries read so far, in rank order.
     ranked: Vec<(I80F48, u32)>,
     exact: BinaryHeap<Entry>,
-    bounds: BinaryHeap<Bounded>,
+    /// The candidates of the highest bounds, not scored yet.
+    best: BinaryHeap<Bounded>,
+    /// The other candidates not scored yet, unordered.
+    rest: Vec<Bounded>,
+    /// Accounts scored (a list may hold an account twice: the second is skipped).
+    taken: Vec<u64>,
+    taken_list: Vec<u32>,
     /// Candidates bounded, and scored exactly so far.
     bounded: u32,
     scored: u32,
@@ -133,7 +146,7 @@ impl AdlRanking {
     /// in the state the ranking was built in, as far as the candidates not read yet go.
     pub(crate) fn get(&mut self, engine: &RiskEngine, k: usize) -> Option<(I80F48, u32)> {
         while self.ranked.len() <= k {
-            while let Some(&b) = self.bounds.peek() {
+            while let Some(b) = self.next_bound() {
                 if self
                     .exact
                     .peek()
@@ -141,7 +154,16 @@ impl AdlRanking {
                 {
                     break;
                 }
-                self.bounds.pop();
+                self.best.pop();
+                let (word, bit) = (b.account as usize / 64, 1u64 << (b.account % 64));
+                let Some(w) = self.taken.get_mut(word) else {
+                    continue;
+                };
+                if *w & bit != 0 {
+                    continue;
+                }
+                *w |= bit;
+                self.taken_list.push(b.account);
                 self.scored += 1;
                 if let Some(e) = engine.adl_entry(b.account, self.instrument, self.sign, self.mark)
                 {
@@ -152,6 +174,18 @@ impl AdlRanking {
             self.ranked.push((e.score, e.account));
         }
         self.ranked.get(k).copied()
+    }
+
+    /// The candidate of the highest bound not scored yet, at the top of `best` (ordering `rest`
+    /// into it once `best` is empty).
+    fn next_bound(&mut self) -> Option<Bounded> {
+        if self.best.is_empty() && !self.rest.is_empty() {
+            let rest = std::mem::take(&mut self.rest);
+            let mut emptied = std::mem::replace(&mut self.best, BinaryHeap::from(rest)).into_vec();
+            emptied.clear();
+            self.rest = emptied;
+        }
+        self.best.peek().copied()
     }
 
     /// Every entry in rank order (quantiles; scores every candidate left).
@@ -168,29 +202,60 @@ impl AdlRanking {
         (self.bounded, self.scored)
     }
 
-    /// Empties it for a ranking of `instrument`'s side `sign` at `mark`, keeping its buffers;
-    /// gives back the bounds' buffer, empty.
-    fn reset(&mut self, instrument: u32, sign: i8, mark: Price) -> Vec<Bounded> {
+    /// Empties it for a ranking of `instrument`'s side `sign` at `mark` among `accounts`
+    /// accounts, keeping its buffers.
+    fn reset(&mut self, instrument: u32, sign: i8, mark: Price, accounts: usize) {
         self.instrument = instrument;
         self.sign = sign;
         self.mark = mark;
         self.ranked.clear();
         self.exact.clear();
+        self.best.clear();
+        self.rest.clear();
+        for &a in &self.taken_list {
+            if let Some(w) = self.taken.get_mut(a as usize / 64) {
+                *w = 0;
+            }
+        }
+        self.taken_list.clear();
+        let words = accounts.div_ceil(64);
+        if self.taken.len() < words {
+            self.taken.resize(words, 0);
+        }
+        debug_assert!(self.taken.iter().all(|&w| w == 0));
         self.bounded = 0;
         self.scored = 0;
-        let mut bounds = std::mem::take(&mut self.bounds).into_vec();
-        bounds.clear();
-        bounds
+    }
+
+    /// Adds a candidate while building: kept among the `BEST` highest bounds in `low` (a
+    /// min-heap), or else put in `rest`.
+    fn add(&mut self, low: &mut BinaryHeap<std::cmp::Reverse<Bounded>>, b: Bounded) {
+        self.bounded += 1;
+        if low.len() < BEST {
+            low.push(std::cmp::Reverse(b));
+        } else if low.peek().is_some_and(|m| b > m.0) {
+            if let Some(std::cmp::Reverse(out)) = low.pop() {
+                self.rest.push(out);
+            }
+            low.push(std::cmp::Reverse(b));
+        } else {
+            self.rest.push(b);
+        }
+    }
+
+    /// Ends a build: moves the highest bounds from `low` into `best`, leaving `low` empty.
+    fn finish(&mut self, low: &mut BinaryHeap<std::cmp::Reverse<Bounded>>) {
+        while let Some(std::cmp::Reverse(b)) = low.pop() {
+            self.best.push(b);
+        }
     }
 }
 
 /// Scratch of the ADL rankings, reused so that building one allocates nothing once warm.
-///
-/// Invariant: between two rankings every bit of `seen` is clear.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AdlScratch {
-    /// One bit per account index: already met in the list being ranked.
-    seen: Vec<u64>,
+    /// The highest bounds met so far in a build (a min-heap); empty between builds.
+    low: BinaryHeap<std::cmp::Reverse<Bounded>>,
     /// Raw marks by instrument as `f64` (0 = none).
     marks: Vec<f64>,
 }
@@ -198,7 +263,7 @@ pub(crate) struct AdlScratch {
 impl AdlScratch {
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.seen.capacity() * 8 + self.marks.capacity() * 8
+        self.low.capacity() * std::mem::size_of::<Bounded>() + self.marks.capacity() * 8
     }
 }
 
@@ -355,9 +420,8 @@ impl RiskEngine {
     ) -> AdlRanking {
         let id = InstrumentId(instrument);
         let mark = self.marks.get(id).unwrap_or(Price(0));
-        let mut bounds = reuse.reset(instrument, sign, mark);
+        reuse.reset(instrument, sign, mark, self.accounts.len());
         if mark.0 <= 0 {
-            reuse.bounds = BinaryHeap::from(bounds);
             return reuse;
         }
         let count = self.table.len();
@@ -367,10 +431,6 @@ impl RiskEngine {
                 .get(InstrumentId(i as u32))
                 .map_or(0.0, |m| m.0 as f64)
         }));
-        let words = self.accounts.len().div_ceil(64);
-        if scratch.seen.len() < words {
-            scratch.seen.resize(words, 0);
-        }
         let rows = self.accounts.rows();
         let list = rows.list(instrument, sign);
         let mark_f = mark.0 as f64;
@@ -380,30 +440,14 @@ impl RiskEngine {
                 prefetch(row);
                 prefetch(row.cast::<u8>().wrapping_add(64));
             }
-            let (word, bit) = (a as usize / 64, 1u64 << (a % 64));
-            // Listed accounts are loaded accounts, so the bit exists.
-            let Some(w) = scratch.seen.get_mut(word) else {
-                continue;
-            };
-            if *w & bit != 0 {
-                continue;
-            }
-            *w |= bit;
             if let Some(bound) =
                 self.accounts
                     .adl_bound(a, instrument, sign, mark_f, &scratch.marks)
             {
-                bounds.push(Bounded { bound, account: a });
+                reuse.add(&mut scratch.low, Bounded { bound, account: a });
             }
         }
-        for &a in list {
-            if let Some(w) = scratch.seen.get_mut(a as usize / 64) {
-                *w = 0;
-            }
-        }
-        debug_assert!(scratch.seen.iter().all(|&w| w == 0));
-        reuse.bounded = bounds.len() as u32;
-        reuse.bounds = BinaryHeap::from(bounds);
+        reuse.finish(&mut scratch.low);
         reuse
     }
 
@@ -442,7 +486,8 @@ impl RiskEngine {
     pub fn adl_queue(&mut self, instrument: u32, side: i8, k: usize) -> Vec<u64> {
         let sign = if side > 0 { 1 } else { -1 };
         let mut scratch = std::mem::take(&mut self.adl_scratch);
-        let mut ranked = self.adl_ranking(instrument, sign, &mut scratch, AdlRanking::default());
+        let spare = std::mem::take(&mut self.adl_spare);
+        let mut ranked = self.adl_ranking(instrument, sign, &mut scratch, spare);
         self.adl_scratch = scratch;
         let queue = (0..k)
             .map_while(|n| ranked.get(self, n))
@@ -452,6 +497,7 @@ impl RiskEngine {
         self.adl_work.rankings += 1;
         self.adl_work.bounded += u64::from(bounded);
         self.adl_work.scored += u64::from(scored);
+        self.adl_spare = ranked;
         queue
     }
 

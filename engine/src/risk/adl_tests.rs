@@ -385,9 +385,10 @@ fn lazy_rankings_read_like_the_full_sort_in_random_books() {
     // of its candidates.
     assert!(seen.bounds[0] > 50 * seen.bounds[1], "{seen:?}");
     assert!(seen.scored_top * 3 < seen.bounded_top, "{seen:?}");
-    assert_eq!(
-        seen.scored, seen.bounded,
-        "a ranking read whole scores every candidate"
+    // Read whole, a ranking scores every entry it gives, and no listed account twice.
+    assert!(
+        seen.entries <= seen.scored && seen.scored <= seen.bounded,
+        "{seen:?}"
     );
 }
 
