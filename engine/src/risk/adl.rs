@@ -15,9 +15,8 @@
 //! So the entries read are exactly the first ones of a full sort at the event.
 //!
 //! ## What a ranking costs
-//! Building one reads the instrument's list of accounts on the ranked side
-//! ([`super::adl_rows`]) in order, each account's dense row prefetched a few entries ahead, and
-//! computes from the row an upper bound on the account's score (a few `f64` operations; `+∞`
+//! Building one reads the instrument's list of copies of the positions on the ranked side
+//! ([`super::adl_rows`]) in order, and computes from each copy an upper bound on its score (a few `f64` operations; `+∞`
 //! when none is promised). The [`BEST`] highest bounds are kept in a heap as they come; the
 //! others wait unordered, every one of them at most the lowest of those. Reading the ranking
 //! ([`AdlRanking::get`]) then scores exactly, in descending bound order, only until the best
@@ -267,23 +266,6 @@ impl AdlScratch {
     }
 }
 
-/// How many list entries ahead of the one being bounded the prefetches reach.
-const AHEAD: usize = 16;
-
-/// Asks the processor to start loading the cache line holding `p` into its caches: a hint with
-/// no effect on what the program computes.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never dereferences its address and never faults, whatever the address;
-    // SSE, which provides it, is part of the x86-64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 impl RiskEngine {
     /// Closes `qty` lots of `account`'s position on `instrument` (side `side` of the position)
     /// against the opposite side's positions by ADL rank, at `limit_px` (or, when the position
@@ -431,22 +413,16 @@ impl RiskEngine {
                 .get(InstrumentId(i as u32))
                 .map_or(0.0, |m| m.0 as f64)
         }));
-        let rows = self.accounts.rows();
-        let list = rows.list(instrument, sign);
-        let mark_f = mark.0 as f64;
-        for (k, &a) in list.iter().enumerate() {
-            if let Some(&ahead) = list.get(k + AHEAD) {
-                let row = rows.row_ptr(ahead);
-                prefetch(row);
-                prefetch(row.cast::<u8>().wrapping_add(64));
-            }
-            if let Some(bound) =
-                self.accounts
-                    .adl_bound(a, instrument, sign, mark_f, &scratch.marks)
-            {
-                reuse.add(&mut scratch.low, Bounded { bound, account: a });
-            }
-        }
+        let low = &mut scratch.low;
+        self.accounts.adl_bounds(
+            instrument,
+            sign,
+            mark.0 as f64,
+            &scratch.marks,
+            |account, bound| {
+                reuse.add(low, Bounded { bound, account });
+            },
+        );
         reuse.finish(&mut scratch.low);
         reuse
     }

@@ -1,27 +1,29 @@
-//! The accounts, with a dense copy of what an ADL ranking reads first, and the upper bound on an
-//! ADL score that the copy gives.
+//! The accounts, with dense copies of what an ADL ranking reads first, and the upper bound on
+//! an ADL score that a copy gives.
 //!
 //! ## Why
 //! Ranking one side of an instrument for ADL used to score every holder exactly: a holder-list
 //! unit, its account and its positions read from three places in memory, then a dozen 128-bit
 //! divisions. An ADL event reads the first few entries of its ranking. So a ranking now bounds
-//! every holder from a dense row of `f64` figures (one 128-byte row per account, read in the
-//! order of a per-instrument, per-side list of account indices), and scores exactly only the
-//! holders whose bound could still beat the best exact score found: see
-//! [`super::adl::AdlRanking`].
+//! every holder from a 64-byte copy of `f64` figures, kept per instrument and side in one
+//! contiguous list that the ranking reads in order, and scores exactly only the holders whose
+//! bound could still beat the best exact score found: see [`super::adl::AdlRanking`].
 //!
-//! ## Keeping the rows true
-//! [`Accounts`] owns the accounts and their rows. It hands out accounts for reading only;
-//! every change goes through [`Accounts::update`], which rebuilds the account's row after the
-//! change and adds the account to the list of every (instrument, side) it did not hold before.
-//! So a row is always a copy of its account (the rows are not part of the state: they are
-//! built again from the accounts on restore). The lists may hold accounts that have since left
-//! the side, and an account more than once; a ranking checks the row and skips duplicates. A
-//! full list is compacted (stale entries and duplicates dropped) before it grows, so it grows
-//! only when the accounts really holding the side fill it.
+//! ## Keeping the copies true
+//! [`Accounts`] owns the accounts and their copies. It hands out accounts for reading only;
+//! every change goes through [`Accounts::update`], which rewrites the account's copies after
+//! the change: in place for a position still on the same instrument and side, appended to the
+//! list of a new (instrument, side), marked dead in the list of one the account left. So every
+//! position of an account of at most 3 positions has exactly one live copy, equal to what its
+//! account gives (the copies are not part of the state: they are built again from the
+//! accounts on restore). Where each copy is is kept per account. A full list is compacted (dead
+//! copies dropped, the moved ones' places updated) before it grows, so it grows only when live
+//! copies fill it. An account of more than 3 positions has no copies: it is listed by index in
+//! a second list per instrument and side (which may hold it after it left, or twice; a ranking
+//! checks the account) and bounded by `+∞`.
 //!
 //! ## The bound
-//! [`Rows::bound`] gives, for position `i` of a row, an `f64` that is at least the exact score
+//! [`Accounts::adl_bound`] gives, for a position, an `f64` that is at least the exact score
 //! [`RiskEngine::adl_score`](super::RiskEngine) computes, at the current marks, or `+∞` when it
 //! cannot promise a finite one. Writing `v = |q|·P` (value), `c = |C|` (cost), `u = q·P − C`
 //! (uPnL), `W''` (wallet plus the other cross positions' uPnL; isolated: the position's margin)
@@ -38,15 +40,15 @@
 //! - the exact `ℓ` is within a relative `2^-19` and `ULP` of the real one when the error of
 //!   `M` is below `2^-20·M` and `v ≥ 2^-10`.
 //!
-//! The row's figures are the account's converted to `f64` (each within a relative 2^-52) and
-//! the bound recomputes the same real formula; with at most 3 positions inline every sum has at
+//! The copy's figures are the account's converted to `f64` (each within a relative 2^-52) and
+//! the bound recomputes the same real formula; with at most 3 positions per copy every sum has at
 //! most 6 terms, so its `f64` error is below `2^-48·(v + c + T)` for `M` and `mm` (`T` the sum of
 //! the magnitudes in `W''`) and `2^-48·(v + c)` for `u`. The bound adds both errors, doubled, to
 //! `p` and `M`, requires `c ≥ 2^-10`, `v ≥ 2^-10`, all magnitudes below 2^60 and the error of `M`
 //! below `2^-20·M` (else it returns `+∞`), takes `p_hi·ℓ_hi` (or `p_hi/ℓ_hi` when `p_hi < 0`,
 //! where the larger leverage gives the larger score), adds `2·ULP` for the last rounding and
 //! widens the result by a relative and absolute `2^-40` for its own `f64` rounding. It returns
-//! `+∞` for a row of more than 3 positions, for another cross position without a mark (the
+//! `+∞` for an account of more than 3 positions, for another cross position without a mark (the
 //! engine then takes no bankruptcy price) and for anything not finite.
 //!
 //! `adl_tests` checks the bound against the exact score over random books, extremes included,
@@ -54,258 +56,349 @@
 
 use crate::margin::{Account, InstrumentTable, MarginMode};
 
-/// Positions a row holds; an account with more is bounded by `+∞` (scored exactly).
+/// Positions an account may hold and still have copies; an account with more is bounded by
+/// `+∞` (scored exactly).
 const INLINE: usize = 3;
 
-/// `n` of a row whose account holds more than [`INLINE`] positions.
-const OVERFLOW: u32 = u32::MAX;
+/// `account` of a dead copy.
+const DEAD: u32 = u32::MAX;
+
+/// `index` of a [`Loc`] that places nothing.
+const NOWHERE: u32 = u32::MAX;
 
 /// 2^-48, the unit of the engine's amounts.
 const ULP: f64 = 1.0 / (1u64 << 48) as f64;
 
-/// One position of a row.
+/// What bounding one position reads: the position, and the rest of its account as far as its
+/// bankruptcy price goes.
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    instrument: u32,
-    /// `1` long, `-1` short.
-    side: i8,
-    isolated: bool,
-    /// `q·10^-nd`: the position's signed value per unit of raw mark.
+#[repr(C, align(64))]
+struct Copy {
+    /// Account index, or [`DEAD`].
+    account: u32,
+    /// Other cross positions in `oa`/`oi` (0 for an isolated position).
+    others: u32,
+    /// `q·10^-nd`: the position's signed value per unit of raw mark (its sign is the side).
     a: f64,
     /// `C·10^-nd`: the signed cost.
     c: f64,
-    /// The isolated margin (isolated positions).
-    iso: f64,
+    /// Cross: the wallet less the other cross positions' signed costs; isolated: the margin.
+    w0: f64,
+    /// Cross: `|wallet|` plus the other cross positions' `|cost|`; isolated: `|margin|`.
+    t0: f64,
+    /// The other cross positions' `a` and instruments.
+    oa: [f64; 2],
+    oi: [u32; 2],
 }
 
-/// What a ranking reads of an account: its wallet and up to [`INLINE`] positions, in `f64`.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(128))]
-pub(crate) struct Row {
-    wallet: f64,
-    /// Slots in use, or [`OVERFLOW`].
-    n: u32,
-    slots: [Slot; INLINE],
+/// Where one of an account's copies is.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    instrument: u32,
+    /// Index in the list, or [`NOWHERE`].
+    index: u32,
+    side: i8,
 }
 
-impl Row {
-    /// The slot of the position on `instrument` of side `sign`, if the row shows one.
-    fn slot(&self, instrument: u32, sign: i8) -> Option<usize> {
-        let n = if self.n == OVERFLOW {
-            0
-        } else {
-            self.n as usize
-        };
-        self.slots[..n]
-            .iter()
-            .position(|s| s.instrument == instrument && s.side == sign)
-    }
-}
-
-/// Whether the row's account holds a position of side `sign` on `instrument` (reading the
-/// account when its row overflows).
-fn holds(row: &Row, account: &Account, instrument: u32, sign: i8) -> bool {
-    if row.n == OVERFLOW {
-        account
-            .positions()
-            .iter()
-            .any(|p| p.instrument().0 == instrument && p.side() == sign)
-    } else {
-        row.slot(instrument, sign).is_some()
-    }
-}
+const NO_LOC: Loc = Loc {
+    instrument: 0,
+    index: NOWHERE,
+    side: 0,
+};
 
 /// The index of side `sign` in a per-instrument pair of lists.
 const fn side_index(sign: i8) -> usize {
     if sign > 0 { 0 } else { 1 }
 }
 
-/// Rows by account, and per instrument and side the accounts that hold it (see the module docs).
+/// Whether `account` holds a position of side `sign` on `instrument`.
+fn holds(account: &Account, instrument: u32, sign: i8) -> bool {
+    account
+        .positions()
+        .iter()
+        .any(|p| p.instrument().0 == instrument && p.side() == sign)
+}
+
+/// The copies, where they are, and the accounts of more than 3 positions (see the module docs).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Rows {
-    rows: Vec<Row>,
-    /// Per instrument: the accounts holding it long, then short (stale entries and duplicates
-    /// allowed).
-    lists: Vec<[Vec<u32>; 2]>,
+struct Copies {
+    /// Per instrument: the copies of long positions, then short ones.
+    lists: Vec<[Vec<Copy>; 2]>,
+    /// Per account: where its copies are.
+    at: Vec<[Loc; INLINE]>,
+    /// Per instrument and side: accounts of more than 3 positions holding it (stale entries and
+    /// repeats allowed).
+    wide: Vec<[Vec<u32>; 2]>,
     /// Per instrument: `10^-notional_decimals`.
     scale: Vec<f64>,
     /// Per instrument: `10^price_decimals` (`Q = |a|·10^pd`).
     price_unit: Vec<f64>,
-    /// One bit per account (compaction); clear between uses.
+    /// One bit per account (compacting `wide`); clear between uses.
     seen: Vec<u64>,
     /// Allocations the lists made to grow.
     grown: u64,
 }
 
-impl Rows {
-    /// Rows and lists for `accounts`.
-    fn new(accounts: &[Account], table: &InstrumentTable) -> Rows {
+impl Copies {
+    fn new(accounts: &[Account], table: &InstrumentTable) -> Copies {
         let count = table.len();
-        let mut rows = Rows {
-            rows: Vec::with_capacity(accounts.len()),
+        let mut copies = Copies {
             lists: vec![[Vec::new(), Vec::new()]; count],
+            at: vec![[NO_LOC; INLINE]; accounts.len()],
+            wide: vec![[Vec::new(), Vec::new()]; count],
             scale: vec![0.0; count],
             price_unit: vec![0.0; count],
             seen: vec![0; accounts.len().div_ceil(64)],
             grown: 0,
         };
         for (id, inst) in table.iter() {
-            let nd = inst.notional_decimals() as i32;
-            rows.scale[id.index()] = 1.0 / 10f64.powi(nd);
-            rows.price_unit[id.index()] = 10f64.powi(inst.price_decimals as i32);
+            copies.scale[id.index()] = 1.0 / 10f64.powi(inst.notional_decimals() as i32);
+            copies.price_unit[id.index()] = 10f64.powi(inst.price_decimals as i32);
         }
-        for (a, account) in accounts.iter().enumerate() {
-            let row = rows.row_of(account);
-            rows.rows.push(row);
+        let mut sizes = vec![[0usize; 2]; count];
+        for account in accounts {
             for p in account.positions() {
-                if let Some(l) = rows.lists.get_mut(p.instrument().0 as usize) {
-                    l[side_index(p.side())].push(a as u32);
+                if let Some(n) = sizes.get_mut(p.instrument().0 as usize) {
+                    n[side_index(p.side())] += 1;
                 }
             }
         }
-        // Room to double before the first compaction.
-        for l in rows.lists.iter_mut().flatten() {
-            l.reserve(l.len() + 64);
+        for (list, n) in copies.lists.iter_mut().zip(&sizes) {
+            for side in 0..2 {
+                list[side].reserve_exact(n[side] + n[side] / 4 + 16);
+            }
         }
-        rows
+        for a in 0..accounts.len() {
+            copies.refresh(a as u32, &[], accounts);
+        }
+        copies
     }
 
-    /// The row of `account`.
-    fn row_of(&self, account: &Account) -> Row {
-        let mut row = Row {
-            wallet: bits_f64(account.wallet().to_bits()),
-            n: 0,
-            slots: [Slot::default(); INLINE],
+    /// The copy of position `k` of `account` (index `a`), which holds at most 3.
+    fn copy_of(&self, a: u32, account: &Account, k: usize) -> Copy {
+        let positions = account.positions();
+        let p = &positions[k];
+        let scale = |i: u32| self.scale.get(i as usize).copied().unwrap_or(f64::NAN);
+        let mut copy = Copy {
+            account: a,
+            others: 0,
+            a: p.qty().0 as f64 * scale(p.instrument().0),
+            c: p.cost() as f64 * scale(p.instrument().0),
+            w0: 0.0,
+            t0: 0.0,
+            oa: [0.0; 2],
+            oi: [0; 2],
         };
-        if account.positions().len() > INLINE {
-            row.n = OVERFLOW;
-            return row;
+        if p.mode() == MarginMode::Isolated {
+            copy.w0 = bits_f64(p.isolated_margin().to_bits());
+            copy.t0 = copy.w0.abs();
+            return copy;
         }
-        for (slot, p) in row.slots.iter_mut().zip(account.positions()) {
-            let i = p.instrument().0;
-            let scale = self.scale.get(i as usize).copied().unwrap_or(f64::NAN);
-            *slot = Slot {
-                instrument: i,
-                side: p.side(),
-                isolated: p.mode() == MarginMode::Isolated,
-                a: p.qty().0 as f64 * scale,
-                c: p.cost() as f64 * scale,
-                iso: bits_f64(p.isolated_margin().to_bits()),
-            };
-            row.n += 1;
-        }
-        row
-    }
-
-    /// Rebuilds account `a`'s row after a change, and lists it under every (instrument, side)
-    /// of its positions that `before` (its positions' (instrument, side) before the change)
-    /// did not have.
-    fn refresh(&mut self, a: u32, before: &[(u32, i8)], accounts: &[Account]) {
-        let account = &accounts[a as usize];
-        self.rows[a as usize] = self.row_of(account);
-        for p in account.positions() {
-            let key = (p.instrument().0, p.side());
-            if before.contains(&key) {
+        let wallet = bits_f64(account.wallet().to_bits());
+        let (mut w0, mut t0) = (wallet, wallet.abs());
+        for (j, o) in positions.iter().enumerate() {
+            if j == k || o.mode() != MarginMode::Cross {
                 continue;
             }
-            let Some(pair) = self.lists.get_mut(key.0 as usize) else {
-                continue;
-            };
-            let list = &mut pair[side_index(key.1)];
-            if list.len() == list.capacity() {
-                compact(list, &self.rows, accounts, key, &mut self.seen);
+            let n = copy.others as usize;
+            let i = o.instrument().0;
+            let c = o.cost() as f64 * scale(i);
+            w0 -= c;
+            t0 += c.abs();
+            copy.oa[n] = o.qty().0 as f64 * scale(i);
+            copy.oi[n] = i;
+            copy.others += 1;
+        }
+        copy.w0 = w0;
+        copy.t0 = t0;
+        copy
+    }
+
+    /// Rewrites account `a`'s copies after a change (`before`: its positions' (instrument,
+    /// side) before the change).
+    fn refresh(&mut self, a: u32, before: &[(u32, i8)], accounts: &[Account]) {
+        let account = &accounts[a as usize];
+        let old = self.at[a as usize];
+        let mut new = [NO_LOC; INLINE];
+        if account.positions().len() <= INLINE {
+            for (k, p) in account.positions().iter().enumerate() {
+                let (i, side) = (p.instrument().0, p.side());
+                let copy = self.copy_of(a, account, k);
+                let kept = old
+                    .iter()
+                    .find(|l| l.index != NOWHERE && l.instrument == i && l.side == side);
+                let index = match kept {
+                    Some(l) => {
+                        if let Some(slot) = self.slot_mut(i, side, l.index) {
+                            *slot = copy;
+                        }
+                        l.index
+                    }
+                    None => self.push(i, side, copy),
+                };
+                new[k] = Loc {
+                    instrument: i,
+                    index,
+                    side,
+                };
+            }
+        } else {
+            for p in account.positions() {
+                let key = (p.instrument().0, p.side());
+                if !before.contains(&key) || old.iter().any(|l| l.index != NOWHERE) {
+                    self.list_wide(key, a, accounts);
+                }
+            }
+        }
+        // The copies of the (instrument, side) the account left die.
+        for l in old.iter().filter(|l| l.index != NOWHERE) {
+            let still = new
+                .iter()
+                .any(|n| n.index == l.index && n.instrument == l.instrument && n.side == l.side);
+            if !still && let Some(slot) = self.slot_mut(l.instrument, l.side, l.index) {
+                slot.account = DEAD;
+            }
+        }
+        self.at[a as usize] = new;
+    }
+
+    fn slot_mut(&mut self, instrument: u32, side: i8, index: u32) -> Option<&mut Copy> {
+        self.lists
+            .get_mut(instrument as usize)?
+            .get_mut(side_index(side))?
+            .get_mut(index as usize)
+    }
+
+    /// Appends `copy` to the list of (`instrument`, `side`), compacting it first when full;
+    /// returns its index.
+    fn push(&mut self, instrument: u32, side: i8, copy: Copy) -> u32 {
+        let Some(pair) = self.lists.get_mut(instrument as usize) else {
+            return NOWHERE;
+        };
+        let list = &mut pair[side_index(side)];
+        if list.len() == list.capacity() {
+            // Drop the dead copies; the moved ones' places change.
+            list.retain(|c| c.account != DEAD);
+            for (j, c) in list.iter().enumerate() {
+                if let Some(l) = self.at.get_mut(c.account as usize).and_then(|locs| {
+                    locs.iter_mut()
+                        .find(|l| l.instrument == instrument && l.side == side)
+                }) {
+                    l.index = j as u32;
+                }
+            }
+            if list.len() >= list.capacity() / 4 * 3 {
+                self.grown += 1;
+                list.reserve_exact(list.len() / 2 + 16);
+            }
+        }
+        list.push(copy);
+        (list.len() - 1) as u32
+    }
+
+    /// Lists account `a` (of more than 3 positions) under `(instrument, side)`, compacting that
+    /// list first when full.
+    fn list_wide(&mut self, (instrument, side): (u32, i8), a: u32, accounts: &[Account]) {
+        let Some(pair) = self.wide.get_mut(instrument as usize) else {
+            return;
+        };
+        let list = &mut pair[side_index(side)];
+        if list.len() == list.capacity() {
+            let seen = &mut self.seen;
+            list.retain(|&b| {
+                let (word, bit) = (b as usize / 64, 1u64 << (b % 64));
+                let (Some(account), Some(w)) = (accounts.get(b as usize), seen.get_mut(word))
+                else {
+                    return false;
+                };
+                if *w & bit != 0
+                    || account.positions().len() <= INLINE
+                    || !holds(account, instrument, side)
+                {
+                    return false;
+                }
+                *w |= bit;
+                true
+            });
+            for &b in list.iter() {
+                seen[b as usize / 64] = 0;
             }
             if list.len() == list.capacity() {
                 self.grown += 1;
-                list.reserve(list.len() + 64);
+                list.reserve(list.len() + 16);
             }
-            list.push(a);
         }
+        list.push(a);
     }
 
-    /// The accounts listed under `instrument` and side `sign` (see the module docs).
-    pub(crate) fn list(&self, instrument: u32, sign: i8) -> &[u32] {
-        self.lists
-            .get(instrument as usize)
-            .map_or(&[][..], |l| &l[side_index(sign)])
-    }
-
-    /// The address of account `a`'s row (for prefetching).
-    pub(crate) fn row_ptr(&self, a: u32) -> *const Row {
-        self.rows.as_ptr().wrapping_add(a as usize)
-    }
-
-    /// Allocations the lists made to grow since the accounts were loaded.
-    pub(crate) fn grown(&self) -> u64 {
-        self.grown
-    }
-
-    /// Heap bytes held.
     fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<Row>()
+        let lists = |l: &Vec<[Vec<Copy>; 2]>| {
+            l.iter()
+                .flatten()
+                .map(|v| v.capacity() * std::mem::size_of::<Copy>())
+                .sum::<usize>()
+        };
+        lists(&self.lists)
+            + self.at.capacity() * std::mem::size_of::<[Loc; INLINE]>()
             + self
-                .lists
+                .wide
                 .iter()
                 .flatten()
-                .map(|l| l.capacity() * 4)
+                .map(|v| v.capacity() * 4)
                 .sum::<usize>()
             + self.seen.capacity() * 8
             + (self.scale.capacity() + self.price_unit.capacity()) * 8
     }
+}
 
-    fn bound_of(&self, row: &Row, k: usize, mark: f64, marks: &[f64]) -> Option<f64> {
-        const LIMIT: f64 = (1u64 << 60) as f64;
-        const SMALL: f64 = 1.0 / 1024.0;
-        let s = &row.slots[k];
-        let v = s.a.abs() * mark;
-        let c = s.c.abs();
-        let u = s.a * mark - s.c;
-        let (w, t, others) = if s.isolated {
-            (s.iso, s.iso.abs(), 0.0)
-        } else {
-            let (mut w, mut t, mut others) = (row.wallet, row.wallet.abs(), 0.0);
-            for (j, o) in row.slots[..row.n as usize].iter().enumerate() {
-                if j == k || o.isolated {
-                    continue;
-                }
-                let m = marks.get(o.instrument as usize).copied().unwrap_or(0.0);
-                if m <= 0.0 {
-                    return None;
-                }
-                let value = o.a * m;
-                w += value - o.c;
-                t += value.abs() + o.c.abs();
-                others += 1.0;
-            }
-            (w, t, others)
-        };
-        let mm = if s.side > 0 { c - w } else { w + c };
-        let bank = mm.max(0.0);
-        let m_real = (v - bank).abs();
-        let q = s.a.abs() * self.price_unit.get(s.instrument as usize).copied()?;
-        if !(c >= SMALL && v >= SMALL && q > 0.0 && v < LIMIT && c < LIMIT && t < LIMIT) {
+/// An upper bound on the exact ADL score of the position `copy` shows, at raw mark `mark`
+/// with the raw marks `marks` (0 = none) of every instrument, where `q_unit` is the
+/// instrument's `10^price_decimals`; `None` when no finite bound is promised. See the module
+/// docs.
+fn bound_of(copy: &Copy, mark: f64, marks: &[f64], q_unit: f64) -> Option<f64> {
+    const LIMIT: f64 = (1u64 << 60) as f64;
+    const SMALL: f64 = 1.0 / 1024.0;
+    let v = copy.a.abs() * mark;
+    let c = copy.c.abs();
+    let u = copy.a * mark - copy.c;
+    let (mut w, mut t) = (copy.w0, copy.t0);
+    let others = copy.others.min(2) as usize;
+    for (&oa, &oi) in copy.oa[..others].iter().zip(&copy.oi[..others]) {
+        let m = marks.get(oi as usize).copied().unwrap_or(0.0);
+        if m <= 0.0 {
             return None;
         }
-        let f64_err = |magnitude: f64| 2.0 * magnitude / (1u64 << 48) as f64;
-        let bp = bank / q + 1.0;
-        let m_err = f64_err(v + c + t) + 2.0 * ULP * (others + 8.0 + q + bp + 1.0);
-        // Written so that a NaN anywhere fails it too.
-        if m_real.partial_cmp(&(m_err * (1u64 << 20) as f64)) != Some(std::cmp::Ordering::Greater) {
-            return None;
-        }
-        let p = u / c;
-        let p_err = 2.0
-            * ((ULP * (1.0 + p.abs()) + f64_err(v + c)) / c + p.abs() / (1u64 << 50) as f64 + ULP);
-        let p_hi = p + p_err;
-        let l_hi = v / m_real * (1.0 + 1.0 / (1u64 << 18) as f64) + 2.0 * ULP;
-        let s_hi = if p_hi >= 0.0 {
-            p_hi * l_hi
-        } else {
-            p_hi / l_hi
-        } + 2.0 * ULP;
-        let bound = s_hi + s_hi.abs() / (1u64 << 40) as f64 + 1.0 / (1u64 << 40) as f64;
-        bound.is_finite().then_some(bound)
+        let value = oa * m;
+        w += value;
+        t += value.abs();
     }
+    let others = others as f64;
+    let mm = if copy.a > 0.0 { c - w } else { w + c };
+    let bank = mm.max(0.0);
+    let m_real = (v - bank).abs();
+    let q = copy.a.abs() * q_unit;
+    if !(c >= SMALL && v >= SMALL && q > 0.0 && v < LIMIT && c < LIMIT && t < LIMIT) {
+        return None;
+    }
+    let f64_err = |magnitude: f64| 2.0 * magnitude / (1u64 << 48) as f64;
+    let bp = bank / q + 1.0;
+    let m_err = f64_err(v + c + t) + 2.0 * ULP * (others + 8.0 + q + bp + 1.0);
+    // Written so that a NaN anywhere fails it too.
+    if m_real.partial_cmp(&(m_err * (1u64 << 20) as f64)) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let p = u / c;
+    let p_err =
+        2.0 * ((ULP * (1.0 + p.abs()) + f64_err(v + c)) / c + p.abs() / (1u64 << 50) as f64 + ULP);
+    let p_hi = p + p_err;
+    let l_hi = v / m_real * (1.0 + 1.0 / (1u64 << 18) as f64) + 2.0 * ULP;
+    let s_hi = if p_hi >= 0.0 {
+        p_hi * l_hi
+    } else {
+        p_hi / l_hi
+    } + 2.0 * ULP;
+    let bound = s_hi + s_hi.abs() / (1u64 << 40) as f64 + 1.0 / (1u64 << 40) as f64;
+    bound.is_finite().then_some(bound)
 }
 
 /// `bits·2^-48` as the nearest `f64`.
@@ -313,57 +406,28 @@ fn bits_f64(bits: i128) -> f64 {
     bits as f64 * ULP
 }
 
-/// Drops from `list` the accounts that no longer hold `(instrument, side)` and every repeat,
-/// keeping the first of each in order; `seen` is left clear.
-fn compact(
-    list: &mut Vec<u32>,
-    rows: &[Row],
-    accounts: &[Account],
-    (instrument, sign): (u32, i8),
-    seen: &mut [u64],
-) {
-    list.retain(|&a| {
-        let (word, bit) = (a as usize / 64, 1u64 << (a % 64));
-        let (Some(row), Some(account), Some(w)) = (
-            rows.get(a as usize),
-            accounts.get(a as usize),
-            seen.get_mut(word),
-        ) else {
-            return false;
-        };
-        if *w & bit != 0 || !holds(row, account, instrument, sign) {
-            return false;
-        }
-        *w |= bit;
-        true
-    });
-    for &a in list.iter() {
-        seen[a as usize / 64] = 0;
-    }
-}
-
-/// The accounts, by index, with their ADL rows: readable freely, changed only through
+/// The accounts, by index, with their ADL copies: readable freely, changed only through
 /// [`Accounts::update`] (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Accounts {
     list: Vec<Account>,
-    rows: Rows,
+    copies: Copies,
     /// Scratch: the (instrument, side) of an account's positions before a change.
     before: Vec<(u32, i8)>,
 }
 
 impl Accounts {
-    /// `list` with rows built for `table`.
+    /// `list` with copies built for `table`.
     pub(crate) fn new(list: Vec<Account>, table: &InstrumentTable) -> Accounts {
-        let rows = Rows::new(&list, table);
+        let copies = Copies::new(&list, table);
         Accounts {
             list,
-            rows,
+            copies,
             before: Vec::new(),
         }
     }
 
-    /// Applies `change` to account `a` and brings its row and lists up to date.
+    /// Applies `change` to account `a` and brings its copies up to date.
     ///
     /// # Panics
     /// If `a` is not an account index (callers hold indices of loaded accounts).
@@ -377,7 +441,7 @@ impl Accounts {
                 .map(|p| (p.instrument().0, p.side())),
         );
         let out = change(account);
-        self.rows.refresh(a, &self.before, &self.list);
+        self.copies.refresh(a, &self.before, &self.list);
         out
     }
 
@@ -396,15 +460,63 @@ impl Accounts {
         self.list.len()
     }
 
-    /// The rows.
-    pub(crate) fn rows(&self) -> &Rows {
-        &self.rows
+    /// The accounts, without their copies.
+    pub(crate) fn into_vec(self) -> Vec<Account> {
+        self.list
     }
 
-    /// An upper bound on the exact ADL score of account `a`'s position on `instrument`, if the
-    /// account holds one of side `sign`, at raw mark `mark` with the raw marks `marks` (0 =
-    /// none) of every instrument: `None` when the row shows no such position (the account is
-    /// not a candidate), `+∞` when no finite bound is promised. See the module docs.
+    /// Allocations the copies' lists made to grow since the accounts were loaded.
+    pub(crate) fn lists_grown(&self) -> u64 {
+        self.copies.grown
+    }
+
+    /// Heap bytes held by the copies (the accounts' own are counted by their owner).
+    pub(crate) fn copies_heap_bytes(&self) -> usize {
+        self.copies.heap_bytes() + self.before.capacity() * 8
+    }
+
+    /// Calls `f(account, bound)` for every account holding `instrument` on side `sign`, at raw
+    /// mark `mark` with the raw marks `marks` (0 = none) of every instrument, in list order;
+    /// `bound` is `+∞` when no finite bound is promised. An account of more than 3 positions
+    /// may come twice. See the module docs.
+    pub(crate) fn adl_bounds(
+        &self,
+        instrument: u32,
+        sign: i8,
+        mark: f64,
+        marks: &[f64],
+        mut f: impl FnMut(u32, f64),
+    ) {
+        let (Some(pair), Some(wide), Some(&q_unit)) = (
+            self.copies.lists.get(instrument as usize),
+            self.copies.wide.get(instrument as usize),
+            self.copies.price_unit.get(instrument as usize),
+        ) else {
+            return;
+        };
+        for copy in &pair[side_index(sign)] {
+            if copy.account != DEAD {
+                f(
+                    copy.account,
+                    bound_of(copy, mark, marks, q_unit).unwrap_or(f64::INFINITY),
+                );
+            }
+        }
+        for &a in &wide[side_index(sign)] {
+            if let Some(account) = self.list.get(a as usize)
+                && account.positions().len() > INLINE
+                && holds(account, instrument, sign)
+            {
+                f(a, f64::INFINITY);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Accounts {
+    /// The bound [`Accounts::adl_bounds`] gives account `a`'s position on `instrument` of side
+    /// `sign`; `None` when it holds none.
     pub(crate) fn adl_bound(
         &self,
         a: u32,
@@ -413,64 +525,74 @@ impl Accounts {
         mark: f64,
         marks: &[f64],
     ) -> Option<f64> {
-        let row = self.rows.rows.get(a as usize)?;
-        if row.n == OVERFLOW {
-            let account = self.list.get(a as usize)?;
-            return holds(row, account, instrument, sign).then_some(f64::INFINITY);
+        let account = self.list.get(a as usize)?;
+        if !holds(account, instrument, sign) {
+            return None;
         }
-        let k = row.slot(instrument, sign)?;
-        Some(
-            self.rows
-                .bound_of(row, k, mark, marks)
-                .unwrap_or(f64::INFINITY),
-        )
+        if account.positions().len() > INLINE {
+            return Some(f64::INFINITY);
+        }
+        let loc = self
+            .copies
+            .at
+            .get(a as usize)?
+            .iter()
+            .find(|l| l.index != NOWHERE && l.instrument == instrument && l.side == sign)?;
+        let copy = self.copies.lists.get(instrument as usize)?[side_index(sign)]
+            .get(loc.index as usize)?;
+        let q_unit = *self.copies.price_unit.get(instrument as usize)?;
+        Some(bound_of(copy, mark, marks, q_unit).unwrap_or(f64::INFINITY))
     }
 
-    /// The accounts, without their rows.
-    pub(crate) fn into_vec(self) -> Vec<Account> {
-        self.list
-    }
-
-    /// Heap bytes held by the rows and lists (the accounts' own are counted by their owner).
-    pub(crate) fn rows_heap_bytes(&self) -> usize {
-        self.rows.heap_bytes() + self.before.capacity() * 8
-    }
-}
-
-#[cfg(test)]
-impl Accounts {
-    /// Panics unless every row is its account's row, to the bit, and every position's account
-    /// is listed under its instrument and side.
-    pub(crate) fn check_rows(&self) {
-        let bits = |r: &Row| {
-            let mut v = vec![r.wallet.to_bits(), u64::from(r.n)];
-            for s in &r.slots {
-                v.extend([
-                    u64::from(s.instrument),
-                    s.side as u64,
-                    u64::from(s.isolated),
-                    s.a.to_bits(),
-                    s.c.to_bits(),
-                    s.iso.to_bits(),
-                ]);
-            }
-            v
+    /// Panics unless every position of an account of at most 3 has exactly one live copy, where
+    /// its account says, equal to the account's to the bit, and every position of a wider
+    /// account is listed.
+    pub(crate) fn check_copies(&self) {
+        let bits = |c: &Copy| {
+            [
+                u64::from(c.account),
+                u64::from(c.others),
+                c.a.to_bits(),
+                c.c.to_bits(),
+                c.w0.to_bits(),
+                c.t0.to_bits(),
+                c.oa[0].to_bits(),
+                c.oa[1].to_bits(),
+                u64::from(c.oi[0]),
+                u64::from(c.oi[1]),
+            ]
         };
-        assert_eq!(self.rows.rows.len(), self.list.len());
+        let mut live = vec![0usize; self.list.len()];
+        for list in self.copies.lists.iter().flatten() {
+            for c in list.iter().filter(|c| c.account != DEAD) {
+                live[c.account as usize] += 1;
+            }
+        }
         for (a, account) in self.list.iter().enumerate() {
-            assert_eq!(
-                bits(&self.rows.rows[a]),
-                bits(&self.rows.row_of(account)),
-                "row of account {a}"
-            );
-            for p in account.positions() {
-                assert!(
-                    self.rows
-                        .list(p.instrument().0, p.side())
-                        .contains(&(a as u32)),
-                    "account {a} not listed under {:?}/{}",
-                    p.instrument(),
-                    p.side()
+            let positions = account.positions();
+            if positions.len() > INLINE {
+                assert_eq!(live[a], 0, "account {a}: copies of a wide account");
+                for p in positions {
+                    let i = p.instrument().0 as usize;
+                    assert!(
+                        self.copies.wide[i][side_index(p.side())].contains(&(a as u32)),
+                        "wide account {a} not listed"
+                    );
+                }
+                continue;
+            }
+            assert_eq!(live[a], positions.len(), "account {a}: live copies");
+            for (k, p) in positions.iter().enumerate() {
+                let (i, side) = (p.instrument().0, p.side());
+                let loc = self.copies.at[a]
+                    .iter()
+                    .find(|l| l.index != NOWHERE && l.instrument == i && l.side == side)
+                    .expect("a place for every position");
+                let copy = &self.copies.lists[i as usize][side_index(side)][loc.index as usize];
+                assert_eq!(
+                    bits(copy),
+                    bits(&self.copies.copy_of(a as u32, account, k)),
+                    "copy of account {a} position {k}"
                 );
             }
         }
@@ -482,14 +604,5 @@ impl std::ops::Index<usize> for Accounts {
 
     fn index(&self, a: usize) -> &Account {
         &self.list[a]
-    }
-}
-
-impl<'a> IntoIterator for &'a Accounts {
-    type Item = &'a Account;
-    type IntoIter = std::slice::Iter<'a, Account>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.list.iter()
     }
 }

@@ -205,7 +205,7 @@ fn check_rankings(
     seen: &mut Seen,
     context: &str,
 ) {
-    e.accounts.check_rows();
+    e.accounts.check_copies();
     for instrument in 0..3u32 {
         for sign in [1i8, -1] {
             let want = full_sort(e, instrument, sign);
@@ -436,6 +436,7 @@ fn bounds_hold_at_the_edges() {
     let table = edge_table();
     let mut rng = StdRng::seed_from_u64(11);
     let (mut finite, mut infinite, mut near_zero) = (0u64, 0u64, 0u64);
+    let (mut ranked, mut wide) = (0usize, 0usize);
     for round in 0..300 {
         let mut marks = MarkPrices::new(4);
         let raw: Vec<i64> = (0..4).map(|_| spread(&mut rng, 11)).collect();
@@ -507,7 +508,27 @@ fn bounds_hold_at_the_edges() {
             RiskConfig::default(),
             Scan::Index,
         );
-        e.accounts.check_rows();
+        e.accounts.check_copies();
+        // Accounts of 4 positions have no copies and come through the second list.
+        for instrument in 0..4u32 {
+            for sign in [1i8, -1] {
+                let mut r = e.adl_ranking(
+                    instrument,
+                    sign,
+                    &mut AdlScratch::default(),
+                    AdlRanking::default(),
+                );
+                let want = full_sort(&e, instrument, sign);
+                assert_eq!(r.in_order(&e), want, "round {round} {instrument}/{sign}");
+                ranked += want.len();
+            }
+        }
+        wide += e
+            .accounts
+            .as_slice()
+            .iter()
+            .filter(|a| a.positions().len() == 4)
+            .count();
         let raw_f: Vec<f64> = raw.iter().map(|&m| m as f64).collect();
         for (a, account) in e.accounts.as_slice().iter().enumerate() {
             for (i, p) in account.positions().iter().enumerate() {
@@ -538,4 +559,6 @@ fn bounds_hold_at_the_edges() {
         finite > 5_000 && infinite > 1_000 && near_zero > 100,
         "{finite} {infinite} {near_zero}"
     );
+    // Rankings long enough to mean something, with accounts of 4 positions among them.
+    assert!(ranked > 5_000 && wide > 1_000, "{ranked} {wide}");
 }

@@ -191,7 +191,7 @@ impl Book {
 pub struct RiskEngine {
     table: InstrumentTable,
     marks: MarkPrices,
-    /// The accounts and their ADL rows; changed only through `Accounts::update`.
+    /// The accounts and their ADL copies; changed only through `Accounts::update`.
     accounts: adl_rows::Accounts,
     /// Account id → index.
     account_index: HashMap<u64, u32>,
@@ -915,13 +915,13 @@ impl RiskEngine {
             + self.index.heap_bytes()
             + self.holders.iter().map(|h| h.capacity() * 4).sum::<usize>()
             + self.adl_scratch.heap_bytes()
-            + self.accounts.rows_heap_bytes()
+            + self.accounts.copies_heap_bytes()
     }
 
     /// What the ADL rankings have cost since the engine was built or restored.
     pub fn adl_work(&self) -> AdlWork {
         let mut work = self.adl_work;
-        work.lists_grown = self.accounts.rows().grown();
+        work.lists_grown = self.accounts.lists_grown();
         work
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! Not written, because they are rebuilt: the instrument table (from those instruments and the
 //! stored MMR scales), the account-id map, the band index's stale entries, the accounts' ADL
-//! rows and lists (copies of the accounts) and scratch buffers. [`RiskEngine::restore_state`] applies the bytes to an engine built from the same
+//! copies and scratch buffers. [`RiskEngine::restore_state`] applies the bytes to an engine
+//! built from the same
 //! configuration and checks every index it reads, so a damaged or foreign state is an error,
 //! never a panic later.
 
@@ -212,7 +213,7 @@ impl RiskEngine {
             w.i64(self.marks.get(InstrumentId(i as u32)).map_or(0, |p| p.0));
         }
         w.len_of(self.accounts.len());
-        for a in &self.accounts {
+        for a in self.accounts.as_slice() {
             write_account(w, a);
         }
         w.len_of(self.units.units.len());
