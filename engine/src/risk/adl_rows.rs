@@ -23,7 +23,7 @@
 //! checks the account) and bounded by `+∞`.
 //!
 //! ## The bound
-//! [`Accounts::adl_bound`] gives, for a position, an `f64` that is at least the exact score
+//! [`Accounts::adl_bounds`] gives, for each position, an `f64` that is at least the exact score
 //! [`RiskEngine::adl_score`](super::RiskEngine) computes, at the current marks, or `+∞` when it
 //! cannot promise a finite one. Writing `v = |q|·P` (value), `c = |C|` (cost), `u = q·P − C`
 //! (uPnL), `W''` (wallet plus the other cross positions' uPnL; isolated: the position's margin)
@@ -90,6 +90,9 @@ struct Copy {
     oa: [f64; 2],
     oi: [u32; 2],
 }
+
+// One cache line a copy.
+const _: () = assert!(std::mem::size_of::<Copy>() == 64);
 
 /// Where one of an account's copies is.
 #[derive(Debug, Clone, Copy)]
