@@ -30,7 +30,8 @@
 //! grow a hundredfold while the accounts near the edge, and every evaluation, pop and
 //! liquidation on the window, stay the same: the case that tests whether a tick's cost depends
 //! on how many accounts hold the instrument. One cost there still grows with the holders: an
-//! ADL ranking scores every opposite-side holder of the instrument (`risk::adl`; the
+//! ADL ranking bounds every opposite-side position of the instrument from its dense copy (a few
+//! tens of nanoseconds each) before scoring exactly the few it reads (`risk::adl`; the
 //! `adl_ranking` bench times one), and the window's jobs that pass their fill deadline go to ADL.
 //! `index_fixed_edge_no_adl` sets `fill_deadline_ns` to `u64::MAX` (those jobs keep working the
 //! market; no ADL happens on the window), which leaves the index's own cost.

@@ -384,21 +384,27 @@ fn bound_of(copy: &Copy, mark: f64, marks: &[f64], q_unit: f64) -> Option<f64> {
         return None;
     }
     let f64_err = |magnitude: f64| 2.0 * magnitude / (1u64 << 48) as f64;
-    let bp = bank / q + 1.0;
-    let m_err = f64_err(v + c + t) + 2.0 * ULP * (others + 8.0 + q + bp + 1.0);
+    // The error of `M` is `f64_err(v + c + T) + 2·ULP·(k + 8 + Q + BP + 1)` with `BP` at most
+    // `bank/Q + 1`; multiplied through by `Q > 0`, the test needs no division.
+    let m_err_q = (f64_err(v + c + t) + 2.0 * ULP * (others + 10.0 + q)) * q + 2.0 * ULP * bank;
     // Written so that a NaN anywhere fails it too.
-    if m_real.partial_cmp(&(m_err * (1u64 << 20) as f64)) != Some(std::cmp::Ordering::Greater) {
+    if (m_real * q).partial_cmp(&(m_err_q * (1u64 << 20) as f64))
+        != Some(std::cmp::Ordering::Greater)
+    {
         return None;
     }
-    let p = u / c;
-    let p_err =
-        2.0 * ((ULP * (1.0 + p.abs()) + f64_err(v + c)) / c + p.abs() / (1u64 << 50) as f64 + ULP);
+    let inv_c = 1.0 / c;
+    let p = u * inv_c;
+    let p_err = 2.0
+        * ((ULP * (1.0 + p.abs()) + f64_err(v + c)) * inv_c + p.abs() / (1u64 << 50) as f64 + ULP);
     let p_hi = p + p_err;
-    let l_hi = v / m_real * (1.0 + 1.0 / (1u64 << 18) as f64) + 2.0 * ULP;
+    // `ℓ_hi = v/M·(1 + 2^-18) + 2·ULP`; `p_hi/ℓ_hi` is taken as `p_hi·M/(v·(1 + 2^-18) + 2·ULP·M)`,
+    // one division either way.
+    let widen = 1.0 + 1.0 / (1u64 << 18) as f64;
     let s_hi = if p_hi >= 0.0 {
-        p_hi * l_hi
+        p_hi * (v / m_real * widen + 2.0 * ULP)
     } else {
-        p_hi / l_hi
+        p_hi * m_real / (v * widen + 2.0 * ULP * m_real)
     } + 2.0 * ULP;
     let bound = s_hi + s_hi.abs() / (1u64 << 40) as f64 + 1.0 / (1u64 << 40) as f64;
     bound.is_finite().then_some(bound)
