@@ -16,10 +16,10 @@
 //!
 //! ## What a ranking costs
 //! Building one reads the instrument's list of copies of the positions on the ranked side
-//! ([`super::adl_rows`]) in order, and computes from each copy an upper bound on its score (a few `f64` operations; `+∞`
-//! when none is promised). The [`BEST`] highest bounds are kept in a heap as they come; the
-//! others wait unordered, every one of them at most the lowest of those. Reading the ranking
-//! ([`AdlRanking::get`]) then scores exactly, in descending bound order, only until the best
+//! ([`super::adl_rows`]) in order, and computes from each copy an upper bound on its score (a
+//! few `f64` operations; `+∞` when none is promised). The [`BEST`] highest bounds are kept in a
+//! heap as they come; the others wait unordered, every one of them at most the lowest of those.
+//! Reading the ranking ([`AdlRanking::get`]) then scores exactly, in descending bound order, only until the best
 //! exact score beats every bound left, and pops that entry: it is the next in rank order, since
 //! every entry not scored yet scores at most its bound. An account listed twice is scored
 //! once. An ADL event reads a handful of entries and scores about as many, whatever the number

@@ -908,7 +908,8 @@ impl RiskEngine {
     }
 
     /// Heap bytes held by the engine's own structures (accounts' position vectors, units, the
-    /// index, the holder lists and the ADL rankings' scratch), for the memory report.
+    /// index, the holder lists, the ADL copies and the ADL rankings' scratch), for the memory
+    /// report.
     pub fn heap_bytes(&self) -> usize {
         crate::bulk::heap_bytes(self.accounts.as_slice())
             + self.units.heap_bytes()
@@ -931,11 +932,11 @@ impl RiskEngine {
 pub struct AdlWork {
     /// Rankings built (one per ADL event, and one per [`RiskEngine::adl_queue`]).
     pub rankings: u64,
-    /// Candidates bounded from their rows, over all rankings.
+    /// Candidates bounded from their copies, over all rankings.
     pub bounded: u64,
     /// Candidates scored exactly, over all rankings.
     pub scored: u64,
-    /// Allocations the per-instrument account lists made to grow since loading.
+    /// Allocations the lists of ADL copies made to grow since loading.
     pub lists_grown: u64,
 }
 

@@ -3,10 +3,9 @@
 //! [`RiskEngine::encode_state`] writes everything a future decision depends on: marks, accounts
 //! and positions, margin units and their states (margin-call latches), the live safe bands,
 //! holder lists, the insurance fund, its breaker and its inventory (taken-over positions and
-//! their jobs), open liquidation jobs (children, ready
-//! queues, timeouts, order ids), funding and expiry state, volatility and
-//! MMR scales, books, the engine clock and the counters. Maps are written in key order and heaps
-//! as sorted lists, so equal states give equal bytes.
+//! their jobs), open liquidation jobs (children, ready queues, timeouts, order ids), funding and
+//! expiry state, volatility and MMR scales, books, the engine clock and the counters. Maps are
+//! written in key order and heaps as sorted lists, so equal states give equal bytes.
 //!
 //! Last come the tiers, liquidation fees and thresholds in force ([`super::reload::RiskParams`]:
 //! a SIGHUP reload may have changed them since the configuration was read); a restored engine
@@ -15,9 +14,8 @@
 //! Not written, because they are rebuilt: the instrument table (from those instruments and the
 //! stored MMR scales), the account-id map, the band index's stale entries, the accounts' ADL
 //! copies and scratch buffers. [`RiskEngine::restore_state`] applies the bytes to an engine
-//! built from the same
-//! configuration and checks every index it reads, so a damaged or foreign state is an error,
-//! never a panic later.
+//! built from the same configuration and checks every index it reads, so a damaged or foreign
+//! state is an error, never a panic later.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
