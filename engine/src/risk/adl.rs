@@ -111,7 +111,7 @@ fn beats(score: I80F48, bound: f64) -> bool {
 
 /// How many candidates of the highest bounds a ranking keeps in a heap as it bounds them; the
 /// others wait unordered, and are ordered only if reading goes past those.
-const BEST: usize = 32;
+pub(crate) const BEST: usize = 32;
 
 /// Positions ranked for ADL on one side of an instrument, read in rank order: the entries read
 /// so far, the candidates scored exactly and not yet read, and the candidates only bounded.

@@ -116,6 +116,11 @@ fn money(units: i64) -> Money {
 /// and ids are not in index order.
 fn random_accounts(rng: &mut StdRng) -> Vec<Account> {
     let n = rng.random_range(10..120);
+    random_accounts_of(rng, n)
+}
+
+/// [`random_accounts`] with `n` accounts.
+fn random_accounts_of(rng: &mut StdRng, n: u64) -> Vec<Account> {
     let mut ids: Vec<u64> = (0..n).map(|k| 500 + 7 * k).collect();
     for k in (1..ids.len()).rev() {
         ids.swap(k, rng.random_range(0..=k));
@@ -561,4 +566,63 @@ fn bounds_hold_at_the_edges() {
     );
     // Rankings long enough to mean something, with accounts of 4 positions among them.
     assert!(ranked > 5_000 && wide > 1_000, "{ranked} {wide}");
+}
+
+#[test]
+fn rankings_of_many_holders_read_like_the_full_sort() {
+    // Sides of hundreds of positions: most candidates wait unordered outside the `BEST` kept,
+    // and reading far enough orders them.
+    let mut rng = StdRng::seed_from_u64(17);
+    let (mut read, mut outside) = (0usize, 0usize);
+    for round in 0..6 {
+        let accounts = random_accounts_of(&mut rng, 1_500);
+        let mut e = RiskEngine::new(
+            test_table(),
+            marks(),
+            accounts,
+            RiskConfig::default(),
+            Scan::Index,
+        );
+        let mut prices = BASE;
+        for seq in 1..=20u64 {
+            let instrument = rng.random_range(0..3u32);
+            let p = &mut prices[instrument as usize];
+            *p = (*p + *p * rng.random_range(-300..300) / 10_000).max(10);
+            let tick = Input::Tick(shm::Tick {
+                instrument,
+                mark_px: *p,
+                index_px: *p,
+                bid_px: *p,
+                ask_px: *p,
+                bid_qty: 0,
+                ask_qty: 0,
+            });
+            let event = FeedEvent {
+                seq,
+                publish_ns: seq * 1_000_000,
+                receive_ns: seq * 1_000_000,
+                body: FeedBody::Input(tick),
+            };
+            e.on_event(&event, &mut |_| {});
+            for instrument in 0..3u32 {
+                for sign in [1i8, -1] {
+                    let want = full_sort(&e, instrument, sign);
+                    let mut r = e.adl_ranking(
+                        instrument,
+                        sign,
+                        &mut AdlScratch::default(),
+                        AdlRanking::default(),
+                    );
+                    let depth = rng.random_range(0..=want.len().min(100));
+                    for (k, w) in want.iter().enumerate().take(depth) {
+                        assert_eq!(r.get(&e, k), Some(*w), "round {round} seq {seq} entry {k}");
+                    }
+                    assert_eq!(r.in_order(&e), want, "round {round} seq {seq}");
+                    read += depth;
+                    outside += want.len().saturating_sub(super::adl::BEST);
+                }
+            }
+        }
+    }
+    assert!(read > 10_000 && outside > 100_000, "{read} {outside}");
 }
