@@ -588,22 +588,14 @@ fn rankings_of_many_holders_read_like_the_full_sort() {
             let instrument = rng.random_range(0..3u32);
             let p = &mut prices[instrument as usize];
             *p = (*p + *p * rng.random_range(-300..300) / 10_000).max(10);
-            let tick = Input::Tick(shm::Tick {
+            e.on_tick_at(
                 instrument,
-                mark_px: *p,
-                index_px: *p,
-                bid_px: *p,
-                ask_px: *p,
-                bid_qty: 0,
-                ask_qty: 0,
-            });
-            let event = FeedEvent {
+                Price(*p),
+                Book::default(),
                 seq,
-                publish_ns: seq * 1_000_000,
-                receive_ns: seq * 1_000_000,
-                body: FeedBody::Input(tick),
-            };
-            e.on_event(&event, &mut |_| {});
+                seq * 1_000_000,
+                &mut |_| {},
+            );
             for instrument in 0..3u32 {
                 for sign in [1i8, -1] {
                     let want = full_sort(&e, instrument, sign);
