@@ -218,7 +218,7 @@ impl Copies {
     }
 
     /// Rewrites account `a`'s copies after a change (`before`: its positions' (instrument,
-    /// side) before the change).
+    /// side) before the change when it held more than 3; read only then).
     fn refresh(&mut self, a: u32, before: &[(u32, i8)], accounts: &[Account]) {
         let account = &accounts[a as usize];
         let old = self.at[a as usize];
@@ -443,12 +443,15 @@ impl Accounts {
     pub(crate) fn update<R>(&mut self, a: u32, change: impl FnOnce(&mut Account) -> R) -> R {
         let account = &mut self.list[a as usize];
         self.before.clear();
-        self.before.extend(
-            account
-                .positions()
-                .iter()
-                .map(|p| (p.instrument().0, p.side())),
-        );
+        // Only a wide account's refresh reads what it held before (a narrow one's places say).
+        if account.positions().len() > INLINE {
+            self.before.extend(
+                account
+                    .positions()
+                    .iter()
+                    .map(|p| (p.instrument().0, p.side())),
+            );
+        }
         let out = change(account);
         self.copies.refresh(a, &self.before, &self.list);
         out
